@@ -1,0 +1,48 @@
+"""Asyncio client for the Yandex Cloud Managed PostgreSQL backups API.
+
+async with BackupsClient(credentials=IamToken(token)) as client:
+    async for backup in client.list_backups(cluster_id):
+        ...
+"""
+
+from .auth import Credentials, IamToken
+from .client import BackupsClient
+from .errors import (
+    ApiError,
+    InternalError,
+    InvalidArgumentError,
+    NetworkError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
+    ResponseFormatError,
+    UnauthenticatedError,
+    UnavailableError,
+)
+from .models import Backup, BackupMethod, BackupsPage, BackupStatus, BackupType
+from .paging import PageIterator, PageStream
+from .retry import RetryPolicy
+
+__all__ = [
+    "ApiError",
+    "Backup",
+    "BackupMethod",
+    "BackupStatus",
+    "BackupType",
+    "BackupsClient",
+    "BackupsPage",
+    "Credentials",
+    "IamToken",
+    "InternalError",
+    "InvalidArgumentError",
+    "NetworkError",
+    "NotFoundError",
+    "PageIterator",
+    "PageStream",
+    "PermissionDeniedError",
+    "ResourceExhaustedError",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "UnauthenticatedError",
+    "UnavailableError",
+]

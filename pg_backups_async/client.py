@@ -1,0 +1,213 @@
+"""`BackupsClient`: one aiohttp session, requests with retries, streams over pages."""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from . import protocol, wire
+from .auth import Credentials
+from .errors import ApiError, NetworkError
+from .models import Backup, BackupsPage
+from .paging import PageStream
+from .retry import RetryPolicy, with_retries
+
+try:
+    _VERSION = version("pg-backups-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    _VERSION = "0"
+
+USER_AGENT = f"pg-backups-async/{_VERSION} aiohttp/{aiohttp.__version__}"
+
+# Failures where a new attempt meets the same wall: TLS trust and malformed URLs.
+_PERMANENT_CLIENT_ERRORS = (
+    aiohttp.ClientSSLError,
+    aiohttp.ServerFingerprintMismatch,
+    aiohttp.InvalidURL,
+)
+
+
+class BackupsClient:
+    """A session with the Managed PostgreSQL API; use it as `async with BackupsClient(...)`.
+
+    `credentials` gives the IAM token for each request; `endpoint` is the API's base
+    URL (`http://` only for loopback hosts, such as the emulator); `retry` says how
+    failed requests are repeated; `timeout` bounds each attempt, in seconds or as an
+    `aiohttp.ClientTimeout`; `connection_limit` caps the pool of connections.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        endpoint: str = protocol.API_ENDPOINT,
+        retry: RetryPolicy | None = None,
+        timeout: float | aiohttp.ClientTimeout = 30.0,
+        connection_limit: int = 100,
+    ) -> None:
+        if not isinstance(credentials, Credentials):
+            raise TypeError(
+                "credentials must provide async token() and invalidate(), such as "
+                f"IamToken(...); got {type(credentials).__name__}"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
+        if isinstance(connection_limit, bool) or not isinstance(connection_limit, int):
+            raise TypeError("connection_limit must be an int")
+        if connection_limit < 1:
+            raise ValueError(f"connection_limit must be at least 1, got {connection_limit}")
+        self._credentials = credentials
+        self._base_url = protocol.validate_endpoint(endpoint)
+        self._retry = retry or RetryPolicy()
+        self._timeout = _client_timeout(timeout)
+        self._connection_limit = connection_limit
+        self._session: aiohttp.ClientSession | None = None
+        self._state = "new"
+        self._streams: weakref.WeakSet[PageStream[Any, Any]] = weakref.WeakSet()
+        self._send = with_retries(self._retry, self._attempt)
+
+    @property
+    def endpoint(self) -> str:
+        """The API's base URL."""
+        return str(self._base_url)
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy in force."""
+        return self._retry
+
+    def __repr__(self) -> str:
+        return (
+            f"<BackupsClient {self.endpoint} {self._state}, "
+            f"credentials={type(self._credentials).__name__}>"
+        )
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise RuntimeError(
+                f"this BackupsClient is {self._state}; a client is entered once, "
+                "so create a new one"
+            )
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connection_limit),
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            raise_for_status=False,
+        )
+        self._state = "open"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every stream still open, then the HTTP session."""
+        if self._state == "closed":
+            return
+        self._state = "closed"
+        for stream in list(self._streams):
+            await stream.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_backups_page(
+        self, cluster_id: str, *, page_size: int | None = None, page_token: str | None = None
+    ) -> BackupsPage:
+        """One page of the cluster's backups (`Cluster.listBackups`).
+
+        `page_size` is 1..1000 (None: the server's default, 100); `page_token` is a
+        previous page's `next_page_token` (None: the first page).
+        """
+        request = protocol.list_backups_request(cluster_id, page_size, page_token)
+        self._require_open()
+        return wire.parse_backups_page(await self._send(request))
+
+    def list_backups(
+        self,
+        cluster_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        max_items: int | None = None,
+    ) -> PageStream[BackupsPage, Backup]:
+        """Stream the cluster's backups, fetching each next page ahead.
+
+        Arguments are checked now, before any request; `max_items` stops after that
+        many backups, asking only for as many as it still needs.
+        """
+        protocol.list_backups_request(cluster_id, page_size, page_token)
+        protocol.validate_max_items(max_items)
+        self._require_open()
+
+        async def fetch(token: str | None, size: int | None) -> BackupsPage:
+            return await self.get_backups_page(cluster_id, page_size=size, page_token=token)
+
+        stream: PageStream[BackupsPage, Backup] = PageStream(
+            fetch,
+            page_size=page_size,
+            page_token=protocol.validate_page_token(page_token),
+            max_items=max_items,
+            name=f"listBackups({cluster_id})",
+        )
+        self._streams.add(stream)
+        return stream
+
+    def _require_open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._state == "closed":
+                raise RuntimeError("this BackupsClient is closed")
+            raise RuntimeError(
+                "this BackupsClient is not open: use it as "
+                "'async with BackupsClient(...) as client:'"
+            )
+        return self._session
+
+    async def _attempt(self, request: protocol.Request) -> bytes:
+        """One GET: the body of a 2xx answer, or the `ApiError` for anything else."""
+        session = self._require_open()
+        token = await self._credentials.token()
+        client_request_id = str(uuid.uuid4())
+        url = self._base_url.with_path(request.path, encoded=True).with_query(request.query)
+        headers = {"Authorization": f"Bearer {token}", "x-client-request-id": client_request_id}
+        error: ApiError
+        try:
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                body = await response.read()
+                if 200 <= response.status < 300:
+                    return body
+                error = protocol.error_from_response(
+                    response.status, body, response.headers, client_request_id=client_request_id
+                )
+        except aiohttp.ClientResponseError as exc:
+            # Its repr carries the request's headers, token included: never chain it.
+            raise NetworkError(
+                f"{type(exc).__name__}: {exc.message}", client_request_id=client_request_id
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NetworkError(
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                client_request_id=client_request_id,
+                retryable=not isinstance(exc, _PERMANENT_CLIENT_ERRORS),
+            ) from exc
+        if error.http_status == 401:
+            self._credentials.invalidate(token)
+        raise error
+
+
+def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return aiohttp.ClientTimeout(total=timeout, sock_connect=min(10.0, float(timeout)))

@@ -1,0 +1,10 @@
+"""A built-in emulator of the Managed PostgreSQL API, for demos and test suites.
+
+`python -m pg_backups_async.emulator --port 8080` serves it; in tests, use
+`async with Emulator() as emulator:` and point a client at `emulator.url`.
+"""
+
+from .seed import DEFAULT_FOLDER_ID, ClusterRecord
+from .server import Emulator, Fault, RecordedRequest
+
+__all__ = ["DEFAULT_FOLDER_ID", "ClusterRecord", "Emulator", "Fault", "RecordedRequest"]

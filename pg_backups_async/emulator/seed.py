@@ -1,0 +1,96 @@
+"""Deterministic synthetic clusters and backups for the emulator."""
+
+from __future__ import annotations
+
+import random
+import string
+from datetime import UTC, datetime, timedelta
+
+import attrs
+
+from ..models import Backup, BackupMethod, BackupStatus, BackupType
+
+DEFAULT_FOLDER_ID = "b1gemulatorfolder000"
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_GIB = 1 << 30
+# Several pages, one page, a few, none: the shapes a listing takes.
+_DEFAULT_COUNTS = (250, 40, 7, 0)
+
+
+@attrs.frozen
+class ClusterRecord:
+    """A cluster as the emulator holds it."""
+
+    id: str
+    folder_id: str
+    name: str
+    created_at: datetime
+
+
+def today_utc() -> datetime:
+    """Midnight UTC today: the default anchor, so data is stable for a day."""
+    now = datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def resource_id(rng: random.Random, prefix: str = "c9q") -> str:
+    """A 20-character id of lowercase letters and digits, like the service's."""
+    return prefix + "".join(rng.choices(_ID_ALPHABET, k=20 - len(prefix)))
+
+
+def synthetic_backups(
+    cluster: ClusterRecord, count: int, *, rng: random.Random, anchor: datetime
+) -> list[Backup]:
+    """`count` daily backups ending at `anchor`, newest first.
+
+    A weekly base backup with daily incrementals, an occasional manual one, the newest
+    still being created, and retention fields on the most recent ones.
+    """
+    backups: list[Backup] = []
+    base_size = rng.randint(2, 40) * _GIB
+    for day in range(count):
+        started = anchor - timedelta(days=day) + timedelta(hours=3)
+        creating = day == 0 and count > 1 and rng.random() < 0.5
+        method = BackupMethod.BASE if day % 7 == count % 7 else BackupMethod.INCREMENTAL
+        kind = BackupType.MANUAL if rng.random() < 0.05 else BackupType.AUTOMATED
+        segment = f"{1:08X}{(count - day) // 256:08X}{(count - day) % 256:08X}"
+        name = f"base_{segment}" if method is BackupMethod.BASE else f"base_{segment}_D"
+        duration = timedelta(seconds=rng.randint(60, 3600), microseconds=rng.randint(0, 999_999))
+        size = base_size if method is BackupMethod.BASE else rng.randint(1, 512) << 20
+        retained = day < 30
+        backups.append(
+            Backup(
+                id=f"{cluster.id}:{name}",
+                folder_id=cluster.folder_id,
+                created_at=None if creating else started + duration,
+                source_cluster_id=cluster.id,
+                started_at=started,
+                size=0 if creating else size,
+                type=kind,
+                method=method,
+                journal_size=0 if creating else rng.randint(0, 64) << 20,
+                status=BackupStatus.CREATING if creating else BackupStatus.DONE,
+                retention_policy_id="c9qpolicy0000000000a" if retained else "",
+                retention_policy_name="daily-keep-30" if retained else "",
+                retain_until=started + duration + timedelta(days=30) if retained else None,
+            )
+        )
+    return backups
+
+
+def synthetic_clusters(
+    count: int, *, seed: int, folder_id: str, anchor: datetime, backups_per_cluster: int | None
+) -> list[tuple[ClusterRecord, list[Backup]]]:
+    """`count` clusters and their backups, the same for the same arguments."""
+    rng = random.Random(seed)
+    result = []
+    for index in range(count):
+        cluster = ClusterRecord(
+            id=resource_id(rng),
+            folder_id=folder_id,
+            name=f"cluster-{index:04d}",
+            created_at=anchor - timedelta(days=400 + index),
+        )
+        n = backups_per_cluster if backups_per_cluster is not None else _DEFAULT_COUNTS[index % 4]
+        result.append((cluster, synthetic_backups(cluster, n, rng=rng, anchor=anchor)))
+    return result

@@ -1,0 +1,328 @@
+"""An aiohttp.web server that speaks the Managed PostgreSQL API, with knobs for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+from aiohttp import web
+
+from .. import wire
+from ..errors import GRPC_CODE_NAMES
+from ..models import Backup
+from ..protocol import API_PREFIX, MAX_ID_LENGTH, MAX_PAGE_SIZE, SERVER_DEFAULT_PAGE_SIZE
+from .seed import DEFAULT_FOLDER_ID, ClusterRecord, synthetic_clusters, today_utc
+
+_GRPC_CODE_FOR_STATUS = {
+    400: 3,
+    401: 16,
+    403: 7,
+    404: 5,
+    409: 10,
+    429: 8,
+    499: 1,
+    500: 13,
+    501: 12,
+    503: 14,
+    504: 4,
+}
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@attrs.define
+class Fault:
+    """A scripted answer that replaces the real one, `times` times.
+
+    `status` with a `google.rpc.Status` body (or `body` as given), `retry_after` as the
+    header's text, extra `headers`; or `drop` to close the connection without answering.
+    `cluster_id` limits it to that cluster's requests.
+    """
+
+    status: int = 503
+    body: bytes | None = None
+    retry_after: str | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    drop: bool = False
+    cluster_id: str | None = None
+    times: int = 1
+
+
+@attrs.frozen
+class RecordedRequest:
+    """A request the emulator received, as it arrived."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+
+
+class ApiFailure(Exception):
+    """An answer in the service's error format."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Emulator:
+    """The Managed PostgreSQL API on loopback, seeded with deterministic synthetic data.
+
+    `clusters` clusters in `folder_id` (backup counts cycle 250, 40, 7, 0 unless
+    `backups_per_cluster` is given), reproducible from `seed` and `anchor` (the day the
+    newest backups are taken; default today). `latency` delays every answer, in
+    seconds; `tokens`, when given, are the only IAM tokens accepted.
+
+    Use `async with Emulator() as emulator:` and point a client at `emulator.url`, or
+    mount `emulator.app()` in a test server.
+    """
+
+    def __init__(
+        self,
+        *,
+        clusters: int = 4,
+        seed: int = 0,
+        folder_id: str = DEFAULT_FOLDER_ID,
+        backups_per_cluster: int | None = None,
+        anchor: datetime | None = None,
+        latency: float = 0.0,
+        tokens: Iterable[str] | None = None,
+    ) -> None:
+        self.latency = latency
+        self.tokens: set[str] | None = set(tokens) if tokens is not None else None
+        self.clusters: dict[str, ClusterRecord] = {}
+        self._backups: dict[str, list[dict[str, Any]]] = {}
+        self.requests: list[RecordedRequest] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._faults: deque[Fault] = deque()
+        self._arrivals = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        for cluster, backups in synthetic_clusters(
+            clusters,
+            seed=seed,
+            folder_id=folder_id,
+            anchor=anchor or today_utc(),
+            backups_per_cluster=backups_per_cluster,
+        ):
+            self.add_cluster(cluster, backups)
+
+    # State and knobs
+
+    def add_cluster(
+        self, cluster: ClusterRecord | str, backups: Iterable[Backup | Mapping[str, Any]] = ()
+    ) -> ClusterRecord:
+        """Add (or replace) a cluster; backups are models or wire JSON objects, served as is."""
+        if isinstance(cluster, str):
+            cluster = ClusterRecord(cluster, DEFAULT_FOLDER_ID, cluster, today_utc())
+        self.clusters[cluster.id] = cluster
+        self._backups[cluster.id] = [
+            wire.backup_to_wire(b) if isinstance(b, Backup) else dict(b) for b in backups
+        ]
+        return cluster
+
+    @property
+    def cluster_ids(self) -> list[str]:
+        """The clusters' ids, in the order they were added."""
+        return list(self.clusters)
+
+    def backups(self, cluster_id: str) -> list[Backup]:
+        """The cluster's backups as the client should see them."""
+        return [wire.structure(b, Backup) for b in self._backups[cluster_id]]
+
+    def backup_count(self, cluster_id: str) -> int:
+        """How many backups the cluster has."""
+        return len(self._backups[cluster_id])
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue faults; each matching request takes the first one still in the queue."""
+        self._faults.extend(faults)
+
+    @property
+    def pending_faults(self) -> int:
+        """Faults queued and not yet served."""
+        return sum(f.times for f in self._faults)
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Return once at least `count` requests have arrived."""
+        async with self._arrivals:
+            await self._arrivals.wait_for(lambda: len(self.requests) >= count)
+
+    # Serving
+
+    def app(self) -> web.Application:
+        """The aiohttp application serving the API."""
+        app = web.Application(middlewares=[self._middleware])
+        app.router.add_get(f"{API_PREFIX}/clusters/{{cluster_id}}/backups", self._list_backups)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on `host:port` (0: a free port); returns the base URL."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already serving")
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown}:{bound_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving and close every connection."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        self.requests.append(
+            RecordedRequest(
+                request.method, request.path, dict(request.query), dict(request.headers)
+            )
+        )
+        async with self._arrivals:
+            self._arrivals.notify_all()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        request_id = str(uuid.uuid4())
+        try:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            fault = self._take_fault(request)
+            if fault is not None:
+                return self._serve_fault(request, fault, request_id)
+            try:
+                self._authenticate(request)
+                response = await handler(request)
+            except ApiFailure as failure:
+                response = _status_response(failure.status, failure.message, request_id)
+            response.headers["x-request-id"] = request_id
+            response.headers["x-server-trace-id"] = uuid.uuid4().hex
+            return response
+        finally:
+            self.in_flight -= 1
+
+    def _take_fault(self, request: web.Request) -> Fault | None:
+        cluster_id = request.match_info.get("cluster_id")
+        for fault in self._faults:
+            if fault.cluster_id is None or fault.cluster_id == cluster_id:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def _serve_fault(self, request: web.Request, fault: Fault, request_id: str) -> web.Response:
+        if fault.drop:
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        if fault.body is not None:
+            response = web.Response(status=fault.status, body=fault.body)
+        else:
+            response = _status_response(fault.status, _fault_message(fault.status), request_id)
+        response.headers.update(fault.headers)
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = fault.retry_after
+        response.headers["x-request-id"] = request_id
+        return response
+
+    def _authenticate(self, request: web.Request) -> None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not token:
+            raise ApiFailure(401, "The token is missing or is not a Bearer token")
+        if self.tokens is not None and token not in self.tokens:
+            raise ApiFailure(401, "The token is invalid or has expired")
+
+    # The API
+
+    async def _list_backups(self, request: web.Request) -> web.Response:
+        cluster_id = request.match_info["cluster_id"]
+        if len(cluster_id) > MAX_ID_LENGTH:
+            raise ApiFailure(400, f"clusterId: the length must be at most {MAX_ID_LENGTH}")
+        page_size = _page_size(request.query.get("pageSize"))
+        offset = _page_offset(request.query.get("pageToken"))
+        backups = self._backups.get(cluster_id)
+        if backups is None:
+            raise ApiFailure(404, f"Cluster {cluster_id} not found")
+        end = offset + page_size
+        body: dict[str, Any] = {}
+        if backups[offset:end]:
+            body["backups"] = backups[offset:end]
+        if end < len(backups):
+            body["nextPageToken"] = _token_for(end)
+        return web.Response(body=wire.dumps(body), content_type="application/json")
+
+
+def _page_size(value: str | None) -> int:
+    if value is None or value == "0":
+        return SERVER_DEFAULT_PAGE_SIZE
+    if not value.isdigit():
+        raise ApiFailure(400, "pageSize: invalid value")
+    size = int(value)
+    if size > MAX_PAGE_SIZE:
+        raise ApiFailure(400, f"pageSize: the value must be at most {MAX_PAGE_SIZE}")
+    return size
+
+
+def _token_for(offset: int) -> str:
+    return base64.b64encode(str(offset).encode()).decode()
+
+
+def _page_offset(token: str | None) -> int:
+    if not token:
+        return 0
+    if len(token) > 100:
+        raise ApiFailure(400, "pageToken: the length must be at most 100")
+    try:
+        text = base64.b64decode(token, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    if not text.isdigit():
+        raise ApiFailure(400, "Invalid page token")
+    return int(text)
+
+
+def _fault_message(status: int) -> str:
+    name = GRPC_CODE_NAMES.get(_GRPC_CODE_FOR_STATUS.get(status, 2), "UNKNOWN")
+    return f"Scripted fault: {name}"
+
+
+def _status_response(status: int, message: str, request_id: str) -> web.Response:
+    body = {
+        "code": _GRPC_CODE_FOR_STATUS.get(status, 2),
+        "message": message,
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.RequestInfo", "requestId": request_id}
+        ],
+    }
+    return web.Response(status=status, body=wire.dumps(body), content_type="application/json")

@@ -1,0 +1,173 @@
+"""The exceptions the service's answers turn into, all rooted at `ApiError`."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+# google.rpc.Code names, for messages.
+GRPC_CODE_NAMES = {
+    0: "OK",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    16: "UNAUTHENTICATED",
+}
+
+RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ApiError(Exception):
+    """The service, or the way to it, did not give the answer asked for.
+
+    `http_status` is None when no answer arrived; `code` is the gRPC code from the
+    body when it had one; `request_id` is the service's id for the request and
+    `client_request_id` the one this client sent; `page_token` is set by streams to the
+    token to resume from.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: int | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+        self.code = code
+        self.request_id = request_id
+        self.client_request_id = client_request_id
+        self.retry_after = retry_after
+        self.page_token: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """Whether repeating the same idempotent request may succeed."""
+        return self.http_status in RETRYABLE_HTTP_STATUSES
+
+    def __str__(self) -> str:
+        parts = []
+        if self.http_status is not None:
+            parts.append(f"HTTP {self.http_status}")
+        if self.code is not None:
+            parts.append(GRPC_CODE_NAMES.get(self.code, f"code {self.code}"))
+        head = " ".join(parts)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.request_id:
+            text += f" (request id {self.request_id})"
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.message!r}, http_status={self.http_status!r}, "
+            f"code={self.code!r}, request_id={self.request_id!r})"
+        )
+
+
+class InvalidArgumentError(ApiError):
+    """HTTP 400: the service refused the request's arguments."""
+
+
+class UnauthenticatedError(ApiError):
+    """HTTP 401: the IAM token is missing, malformed or expired."""
+
+
+class PermissionDeniedError(ApiError):
+    """HTTP 403: the credentials may not read this resource."""
+
+
+class NotFoundError(ApiError):
+    """HTTP 404: no such resource (or it is hidden from these credentials)."""
+
+
+class ResourceExhaustedError(ApiError):
+    """HTTP 429: a quota or rate limit was hit."""
+
+
+class InternalError(ApiError):
+    """HTTP 500: the service failed."""
+
+
+class UnavailableError(ApiError):
+    """HTTP 502, 503 or 504: the service or a proxy in front of it is unavailable."""
+
+
+class NetworkError(ApiError):
+    """No answer arrived: the connection failed, was reset or timed out."""
+
+    def __init__(
+        self, message: str, *, client_request_id: str | None = None, retryable: bool = True
+    ) -> None:
+        super().__init__(message, client_request_id=client_request_id)
+        self._retryable = retryable
+
+    @property
+    def retryable(self) -> bool:
+        return self._retryable
+
+
+class ResponseFormatError(ApiError):
+    """The answer is not the JSON the API promises; `field` names where, when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            http_status=http_status,
+            request_id=request_id,
+            client_request_id=client_request_id,
+        )
+        self.field = field
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+_CLASS_BY_STATUS: dict[int, type[ApiError]] = {
+    400: InvalidArgumentError,
+    401: UnauthenticatedError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: ResourceExhaustedError,
+    500: InternalError,
+    502: UnavailableError,
+    503: UnavailableError,
+    504: UnavailableError,
+}
+
+
+def error_class_for_status(http_status: int) -> type[ApiError]:
+    """The `ApiError` subclass for a non-2xx HTTP status."""
+    return _CLASS_BY_STATUS.get(http_status, ApiError)
+
+
+def status_phrase(http_status: int) -> str:
+    """The reason phrase for an HTTP status, or an empty string."""
+    try:
+        return HTTPStatus(http_status).phrase
+    except ValueError:
+        return ""

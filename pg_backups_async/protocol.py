@@ -1,0 +1,173 @@
+"""The API's requests and answers as pure functions: validate, build, interpret. No I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import attrs
+from yarl import URL
+
+from .errors import ApiError, error_class_for_status, status_phrase
+from .wire import MAX_PAGE_TOKEN_LENGTH, parse_status
+
+API_ENDPOINT = "https://mdb.api.cloud.yandex.net"
+API_PREFIX = "/managed-postgresql/v1"
+MAX_ID_LENGTH = 50
+MAX_PAGE_SIZE = 1000
+SERVER_DEFAULT_PAGE_SIZE = 100
+
+# RFC 3986 unreserved characters: nothing in an id can be read as path syntax.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
+
+
+@attrs.frozen
+class Request:
+    """A GET request: a percent-encoded path under the endpoint, and query pairs."""
+
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+
+
+def validate_endpoint(endpoint: str) -> URL:
+    """The API base URL; `http://` is refused unless the host is loopback."""
+    if not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
+    url = URL(endpoint)
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(f"endpoint must look like https://host[:port], got {endpoint!r}")
+    if url.user is not None or url.password is not None:
+        raise ValueError("endpoint must not carry credentials; pass them as credentials=")
+    if url.path not in ("", "/") or url.query_string or url.fragment:
+        raise ValueError(f"endpoint must be scheme://host[:port] only, got {endpoint!r}")
+    if url.scheme == "http" and not is_loopback(url.host):
+        raise ValueError(
+            f"refusing plain http:// to {url.host}: tokens would travel unencrypted; "
+            "use https:// (http:// is allowed only for loopback hosts such as the emulator)"
+        )
+    return url.with_path("")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_id(value: str, *, name: str = "cluster_id") -> str:
+    """A resource id that is safe as one URL path segment, or `ValueError`."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{name} is {len(value)} characters long; the API allows {MAX_ID_LENGTH}")
+    if not _ID_PATTERN.fullmatch(value) or value in (".", ".."):
+        bad = next((c for c in value if not _ID_PATTERN.fullmatch(c)), value)
+        raise ValueError(
+            f"{name} {value!r} contains {bad!r}: ids are letters, digits and '-', '_', '.', '~'"
+        )
+    return value
+
+
+def validate_page_size(page_size: int | None) -> int | None:
+    """`page_size` in 1..1000, or None for the server's default."""
+    if page_size is None:
+        return None
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise TypeError(f"page_size must be an int or None, not {type(page_size).__name__}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    return page_size
+
+
+def validate_page_token(page_token: str | None) -> str | None:
+    """A page token of at most 100 characters; None or "" both mean the first page."""
+    if page_token is None or page_token == "":
+        return None
+    if not isinstance(page_token, str):
+        raise TypeError(f"page_token must be a str or None, not {type(page_token).__name__}")
+    if len(page_token) > MAX_PAGE_TOKEN_LENGTH:
+        raise ValueError(
+            f"page_token is {len(page_token)} characters long; "
+            f"the API allows {MAX_PAGE_TOKEN_LENGTH}"
+        )
+    return page_token
+
+
+def validate_max_items(max_items: int | None) -> int | None:
+    """`max_items` of at least 1, or None for no limit."""
+    if max_items is None:
+        return None
+    if isinstance(max_items, bool) or not isinstance(max_items, int):
+        raise TypeError(f"max_items must be an int or None, not {type(max_items).__name__}")
+    if max_items < 1:
+        raise ValueError(f"max_items must be at least 1, got {max_items}")
+    return max_items
+
+
+def _page_query(page_size: int | None, page_token: str | None) -> tuple[tuple[str, str], ...]:
+    query: list[tuple[str, str]] = []
+    if page_size is not None:
+        query.append(("pageSize", str(page_size)))
+    if page_token is not None:
+        query.append(("pageToken", page_token))
+    return tuple(query)
+
+
+def list_backups_request(
+    cluster_id: str, page_size: int | None = None, page_token: str | None = None
+) -> Request:
+    """`Cluster.listBackups`: GET /managed-postgresql/v1/clusters/{clusterId}/backups."""
+    segment = quote(validate_id(cluster_id), safe="")
+    return Request(
+        path=f"{API_PREFIX}/clusters/{segment}/backups",
+        query=_page_query(validate_page_size(page_size), validate_page_token(page_token)),
+    )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def error_from_response(
+    http_status: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    client_request_id: str | None = None,
+) -> ApiError:
+    """The `ApiError` for a non-2xx answer, from its status, `google.rpc.Status` and headers."""
+    code, message, detail_request_id = parse_status(body)
+    if message is None:
+        content_type = headers.get("Content-Type", "no content type")
+        phrase = status_phrase(http_status)
+        message = f"{phrase or 'error'} ({len(body)} bytes of {content_type.split(';')[0]})"
+    return error_class_for_status(http_status)(
+        message,
+        http_status=http_status,
+        code=code,
+        request_id=headers.get("x-request-id") or detail_request_id,
+        client_request_id=client_request_id,
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+    )

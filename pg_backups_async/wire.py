@@ -1,0 +1,300 @@
+"""The service's JSON encoding (the proto3 JSON mapping), and nothing else.
+
+lowerCamelCase names; int64 as strings (numbers accepted); RFC 3339 timestamps with 0
+to 9 fraction digits, truncated to microseconds; zero values omitted; unknown fields
+ignored and unknown enum values mapped to `UNKNOWN`. Structuring runs on generated
+cattrs hooks with no per-field validation wrappers; only when they fail does a slower
+walk over the same hooks run, to name the bad field by its JSON path.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import orjson
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import ResponseFormatError
+from .models import Backup, BackupMethod, BackupsPage, BackupStatus, BackupType
+
+MAX_PAGE_TOKEN_LENGTH = 100
+
+_E = TypeVar("_E", bound=enum.Enum)
+_T = TypeVar("_T")
+
+
+def camel(name: str) -> str:
+    """`folder_id` -> `folderId`."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _structure_str(value: object, _: object) -> str:
+    if type(value) is str:
+        return value
+    if value is None:
+        return ""
+    raise TypeError(f"expected a string, got {_describe(value)}")
+
+
+def _structure_int64(value: object, _: object) -> int:
+    if type(value) is str:
+        digits = value[1:] if value[:1] == "-" else value
+        if digits.isdigit() and digits.isascii():
+            return int(value)
+    elif type(value) is int:
+        return value
+    elif type(value) is float and value.is_integer():
+        return int(value)
+    elif value is None:
+        return 0
+    raise ValueError(f"expected an int64 (a string of digits or a number), got {_describe(value)}")
+
+
+def _structure_timestamp(value: object, _: object) -> datetime:
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is UTC:
+                return parsed
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+    raise ValueError(f"expected an RFC 3339 timestamp, got {_describe(value)}")
+
+
+def _enum_hook(cls: type[_E]) -> Callable[[object, object], _E]:
+    unspecified: _E = cls["UNSPECIFIED"]
+    unknown: _E = cls["UNKNOWN"]
+    lookup: dict[object, _E] = {m.value: m for m in cls if m is not unknown}
+    lookup[0] = unspecified  # proto3 enums may be sent as numbers; 0 is always the zero value
+    lookup[None] = unspecified
+
+    def structure(value: object, _: object) -> _E:
+        try:
+            return lookup[value]
+        except (KeyError, TypeError):
+            if type(value) is str or type(value) is int:
+                return unknown
+            raise ValueError(f"expected an enum name, got {_describe(value)}") from None
+
+    return structure
+
+
+def _structure_page_token(value: object, _: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {_describe(value)}")
+    if len(value) > MAX_PAGE_TOKEN_LENGTH:
+        raise ValueError(
+            f"page token of {len(value)} characters, over the API's limit of "
+            f"{MAX_PAGE_TOKEN_LENGTH}"
+        )
+    return value
+
+
+def _structure_items(
+    item_cls: type[Any], structure_item: Callable[[Any, Any], Any]
+) -> Callable[[object, object], tuple[Any, ...]]:
+    def structure(value: object, _: object) -> tuple[Any, ...]:
+        if value is None:
+            return ()
+        if type(value) is not list:
+            raise TypeError(f"expected a list, got {_describe(value)}")
+        return tuple([structure_item(item, item_cls) for item in value])
+
+    return structure
+
+
+def _require_object(hook: Callable[[Any, Any], _T]) -> Callable[[Any, Any], _T]:
+    def structure(value: object, cls: object) -> _T:
+        if type(value) is not dict:
+            raise TypeError(f"expected a JSON object, got {_describe(value)}")
+        return hook(value, cls)
+
+    return structure
+
+
+def _renames(cls: type[Any]) -> dict[str, Any]:
+    return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=False)
+    conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int64)
+    conv.register_structure_hook(datetime, _structure_timestamp)
+    for enum_cls in _ENUMS:
+        conv.register_structure_hook(enum_cls, _enum_hook(enum_cls))
+    for resource_cls in _RESOURCES:
+        attrs.resolve_types(resource_cls)
+        hook = make_dict_structure_fn(resource_cls, conv, **_renames(resource_cls))
+        conv.register_structure_hook(resource_cls, _require_object(hook))
+    for page_cls, (items_key, item_cls) in _PAGES.items():
+        overrides: dict[str, Any] = {
+            items_key: override(
+                struct_hook=_structure_items(item_cls, conv.get_structure_hook(item_cls))
+            ),
+            "next_page_token": override(rename="nextPageToken", struct_hook=_structure_page_token),
+        }
+        page_hook = make_dict_structure_fn(page_cls, conv, **overrides)
+        conv.register_structure_hook(page_cls, _require_object(page_hook))
+    return conv
+
+
+_ENUMS: tuple[type[enum.Enum], ...] = (BackupType, BackupMethod, BackupStatus)
+_RESOURCES: tuple[type[Any], ...] = (Backup,)
+# page class -> (JSON key and attribute of its items, item class)
+_PAGES: dict[type[Any], tuple[str, type[Any]]] = {BackupsPage: ("backups", Backup)}
+
+_converter = _make_converter()
+
+
+def _explain_resource(obj: object, cls: type[Any], path: str) -> ResponseFormatError | None:
+    if type(obj) is not dict:
+        return ResponseFormatError(
+            f"{path or '$'}: expected a JSON object, got {_describe(obj)}", field=path or "$"
+        )
+    for field in attrs.fields(cls):
+        key = camel(field.name)
+        where = f"{path}.{key}" if path else key
+        if key not in obj:
+            if field.default is attrs.NOTHING:
+                return ResponseFormatError(f"{where}: required field missing", field=where)
+            continue
+        try:
+            _converter.structure(obj[key], field.type)
+        except Exception as exc:  # noqa: BLE001 - turned into the error to raise
+            return ResponseFormatError(f"{where}: {exc}", field=where)
+    return None
+
+
+def _explain_page(obj: object, cls: type[Any]) -> ResponseFormatError | None:
+    items_key, item_cls = _PAGES[cls]
+    if type(obj) is not dict:
+        return ResponseFormatError(f"$: expected a JSON object, got {_describe(obj)}", field="$")
+    items = obj.get(items_key)
+    if items is not None and type(items) is not list:
+        return ResponseFormatError(
+            f"{items_key}: expected a list, got {_describe(items)}", field=items_key
+        )
+    for index, item in enumerate(items or ()):
+        error = _explain_resource(item, item_cls, f"{items_key}[{index}]")
+        if error is not None:
+            return error
+    try:
+        _structure_page_token(obj.get("nextPageToken"), str)
+    except (TypeError, ValueError) as exc:
+        return ResponseFormatError(f"nextPageToken: {exc}", field="nextPageToken")
+    return None
+
+
+def _explain(obj: object, cls: type[Any]) -> ResponseFormatError:
+    """Walk what the converter refused, to name the first bad field by its JSON path."""
+    error = _explain_page(obj, cls) if cls in _PAGES else _explain_resource(obj, cls, "")
+    return error or ResponseFormatError(f"the response does not fit {cls.__name__}")
+
+
+def loads(body: bytes) -> Any:
+    """Decode a JSON body, or raise `ResponseFormatError` saying what came instead."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        kind = "an empty body" if not body.strip() else f"{len(body)} bytes that are not JSON"
+        raise ResponseFormatError(f"expected a JSON body, got {kind}", field="$") from None
+
+
+def structure(obj: object, cls: type[_T]) -> _T:
+    """Structure decoded JSON into `cls`, or raise `ResponseFormatError` naming the field."""
+    try:
+        return _converter.structure(obj, cls)
+    except Exception:  # noqa: BLE001 - the explanation says what was wrong
+        raise _explain(obj, cls) from None
+
+
+def parse_backups_page(body: bytes) -> BackupsPage:
+    """A `Cluster.listBackups` response body as a `BackupsPage`."""
+    return structure(loads(body), BackupsPage)
+
+
+def parse_status(body: bytes) -> tuple[int | None, str | None, str | None]:
+    """The gRPC code, message and RequestInfo id of a `google.rpc.Status` body.
+
+    Any part that is missing or of the wrong type comes back as None; a body that is
+    not JSON at all gives (None, None, None).
+    """
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None, None
+    if not isinstance(obj, dict):
+        return None, None, None
+    code = obj.get("code")
+    message = obj.get("message")
+    request_id = None
+    details = obj.get("details")
+    if isinstance(details, list):
+        for detail in details:
+            if isinstance(detail, dict) and isinstance(detail.get("requestId"), str):
+                request_id = detail["requestId"]
+                break
+    return (
+        code if type(code) is int else None,
+        message if isinstance(message, str) else None,
+        request_id,
+    )
+
+
+# Encoding, for the emulator: what the service's JSON printer emits.
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with `Z` and 0, 3 or 6 fraction digits, as the service prints."""
+    value = value.astimezone(UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    micros = value.microsecond
+    if micros == 0:
+        return text + "Z"
+    if micros % 1000 == 0:
+        return f"{text}.{micros // 1000:03d}Z"
+    return f"{text}.{micros:06d}Z"
+
+
+def _unstructure_converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(int, str)
+    conv.register_unstructure_hook(datetime, format_timestamp)
+    for enum_cls in _ENUMS:
+        conv.register_unstructure_hook(enum_cls, lambda member: member.value)
+    conv.register_unstructure_hook(
+        Backup,
+        make_dict_unstructure_fn(Backup, conv, _cattrs_omit_if_default=True, **_renames(Backup)),
+    )
+    return conv
+
+
+_encoder = _unstructure_converter()
+
+
+def backup_to_wire(backup: Backup) -> dict[str, Any]:
+    """A `Backup` as the service encodes it, zero values omitted."""
+    result: dict[str, Any] = _encoder.unstructure(backup, Backup)
+    return result
+
+
+def dumps(obj: Mapping[str, Any]) -> bytes:
+    """Encode a JSON object."""
+    return orjson.dumps(obj)
