@@ -13,6 +13,7 @@ import backoff
 from .errors import ApiError
 
 log = logging.getLogger("pg_backups_async")
+log.addHandler(logging.NullHandler())
 
 _R = TypeVar("_R")
 _P = ParamSpec("_P")

@@ -63,6 +63,8 @@ class RecordedRequest:
     path: str
     query: Mapping[str, str]
     headers: Mapping[str, str]
+    peer: tuple[str, int] | None
+    """The client's address and port: one per connection."""
 
 
 class ApiFailure(Exception):
@@ -204,9 +206,14 @@ class Emulator:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         self.requests.append(
             RecordedRequest(
-                request.method, request.path, dict(request.query), dict(request.headers)
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                tuple(peer[:2]) if peer else None,
             )
         )
         async with self._arrivals:
