@@ -34,6 +34,10 @@ _GRPC_CODE_FOR_STATUS = {
     503: 14,
     504: 4,
 }
+# What a proxy in front of the service sends: not a google.rpc.Status.
+_PROXY_PAGE = (
+    b"<html><head><title>502 Bad Gateway</title></head><body>502 Bad Gateway</body></html>"
+)
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -42,11 +46,13 @@ class Fault:
     """A scripted answer that replaces the real one, `times` times.
 
     `status` with a `google.rpc.Status` body (or `body` as given), `retry_after` as the
-    header's text, extra `headers`; or `drop` to close the connection without answering.
-    `cluster_id` limits it to that cluster's requests.
+    header's text, extra `headers`; or `drop` to close the connection without answering;
+    or `status=None` for the real answer. `delay` seconds pass first. `cluster_id`
+    limits it to that cluster's requests.
     """
 
-    status: int = 503
+    status: int | None = 503
+    delay: float = 0.0
     body: bytes | None = None
     retry_after: str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -172,7 +178,9 @@ class Emulator:
         """Serve on `host:port` (0: a free port); returns the base URL."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already serving")
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.25
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:
@@ -225,8 +233,14 @@ class Emulator:
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
             fault = self._take_fault(request)
-            if fault is not None:
-                return self._serve_fault(request, fault, request_id)
+            if fault is not None and fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault is not None and fault.drop:
+                if request.transport is not None:
+                    request.transport.abort()
+                raise asyncio.CancelledError
+            if fault is not None and fault.status is not None:
+                return self._serve_fault(fault, fault.status, request_id)
             try:
                 self._authenticate(request)
                 response = await handler(request)
@@ -248,15 +262,13 @@ class Emulator:
                 return fault
         return None
 
-    def _serve_fault(self, request: web.Request, fault: Fault, request_id: str) -> web.Response:
-        if fault.drop:
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError
+    def _serve_fault(self, fault: Fault, status: int, request_id: str) -> web.Response:
         if fault.body is not None:
-            response = web.Response(status=fault.status, body=fault.body)
+            response = web.Response(status=status, body=fault.body)
+        elif status == 502:
+            response = web.Response(status=502, body=_PROXY_PAGE, content_type="text/html")
         else:
-            response = _status_response(fault.status, _fault_message(fault.status), request_id)
+            response = _status_response(status, _fault_message(status), request_id)
         response.headers.update(fault.headers)
         if fault.retry_after is not None:
             response.headers["Retry-After"] = fault.retry_after
