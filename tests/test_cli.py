@@ -1,0 +1,146 @@
+"""`pg-backups` as a user runs it: a subprocess against the emulator in another process."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+SECRET = "t1.secret-token-value"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[str, list[str]]]:
+    """An emulator process: its URL and cluster ids (250, 40, 7 and 0 backups)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().split()[-1]
+    clusters = [process.stdout.readline().split()[1].rstrip(":") for _ in range(4)]
+    yield url, clusters
+    process.terminate()
+    process.wait(timeout=10)
+    process.stdout.close()
+
+
+def run(*args: str, token: str | None = SECRET) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YC_")}
+    if token is not None:
+        env["YC_IAM_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "pg_backups_async.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_table(served: tuple[str, list[str]]) -> None:
+    url, clusters = served
+    result = run("list", clusters[1], "--endpoint", url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "ID",
+        "CREATED",
+        "(UTC)",
+        "TYPE",
+        "METHOD",
+        "STATUS",
+        "SIZE",
+        "JOURNAL",
+    ]
+    assert len(lines) == 41
+    assert all(line.startswith(clusters[1] + ":") for line in lines[1:])
+
+
+def test_json_formats_agree(served: tuple[str, list[str]]) -> None:
+    url, clusters = served
+    common = ("list", clusters[0], "--endpoint", url, "--page-size", "100")
+    as_json = orjson.loads(run(*common, "--format", "json").stdout)
+    as_jsonl = [
+        orjson.loads(line) for line in run(*common, "--format", "jsonl").stdout.splitlines()
+    ]
+    as_csv = list(csv.DictReader(io.StringIO(run(*common, "--format", "csv").stdout)))
+    assert len(as_json) == 250
+    assert as_json == as_jsonl
+    assert [row["id"] for row in as_csv] == [item["id"] for item in as_json]
+    first = as_json[0]
+    assert isinstance(first["size"], int)
+    assert first["type"] in ("AUTOMATED", "MANUAL")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", first["started_at"])
+
+
+def test_empty_json_is_an_empty_array(served: tuple[str, list[str]]) -> None:
+    url, clusters = served
+    result = run("list", clusters[3], "--endpoint", url, "--format", "json")
+    assert orjson.loads(result.stdout) == []
+
+
+def test_max_items(served: tuple[str, list[str]]) -> None:
+    url, clusters = served
+    result = run("list", clusters[0], "--endpoint", url, "--max-items", "3", "--format", "jsonl")
+    assert len(result.stdout.splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "token", "code", "message"),
+    [
+        (("list", "c9qnosuchcluster0000"), SECRET, 1, "NotFoundError: HTTP 404 NOT_FOUND"),
+        (("list", "../etc"), SECRET, 2, "cluster_id '../etc' contains '/'"),
+        (("list", "c9q", "--page-size", "0"), SECRET, 2, "page_size must be between 1 and 1000"),
+        (("list", "c9q"), None, 2, "no IAM token"),
+        (("list", "c9q"), "two words", 2, "IAM token contains whitespace"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    served: tuple[str, list[str]],
+    args: tuple[str, ...],
+    token: str | None,
+    code: int,
+    message: str,
+) -> None:
+    url, _ = served
+    result = run(*args, "--endpoint", url, token=token)
+    assert result.returncode == code
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert message in line
+    assert "Traceback" not in result.stderr
+
+
+def test_plain_http_elsewhere_is_refused() -> None:
+    result = run("list", "c9q", "--endpoint", "http://mdb.api.cloud.yandex.net")
+    assert result.returncode == 2
+    assert "unencrypted" in result.stderr
+
+
+def test_the_token_never_appears_in_output(served: tuple[str, list[str]]) -> None:
+    url, clusters = served
+    for args in (
+        ("list", clusters[1], "--endpoint", url, "-v"),
+        ("list", "c9qnosuchcluster0000", "--endpoint", url, "-v"),
+        ("list", clusters[1], "--endpoint", url, "--iam-token", SECRET, "-v"),
+    ):
+        result = run(*args)
+        assert SECRET not in result.stdout + result.stderr
+
+
+def test_demo() -> None:
+    result = run("demo", token=None)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 41
+    assert "from the built-in emulator" in result.stderr
+    assert "40 backups, 4 requests" in result.stderr

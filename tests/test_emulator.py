@@ -1,0 +1,139 @@
+"""The emulator speaks the service's format; raw HTTP, no client in between."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import aiohttp
+import orjson
+import pytest
+
+from pg_backups_async import wire
+from pg_backups_async.emulator import Emulator, Fault
+from tests.conftest import ANCHOR
+
+AUTH = {"Authorization": "Bearer x"}
+
+
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        return response.status, orjson.loads(await response.read())
+
+
+def _backups_url(emulator: Emulator, cluster: str, query: str = "") -> str:
+    return f"{emulator.url}/managed-postgresql/v1/clusters/{cluster}/backups{query}"
+
+
+async def test_seeding_is_deterministic() -> None:
+    first, second = Emulator(anchor=ANCHOR, seed=7), Emulator(anchor=ANCHOR, seed=7)
+    assert first.cluster_ids == second.cluster_ids
+    assert all(first.backups(c) == second.backups(c) for c in first.cluster_ids)
+    assert Emulator(anchor=ANCHOR, seed=8).cluster_ids != first.cluster_ids
+    assert [first.backup_count(c) for c in first.cluster_ids] == [250, 40, 7, 0]
+    assert all(re.fullmatch(r"[a-z0-9]{20}", c) for c in first.cluster_ids)
+
+
+async def test_pages_in_the_services_encoding(emulator: Emulator) -> None:
+    cluster = emulator.cluster_ids[1]
+    status, body = await _get(_backups_url(emulator, cluster, "?pageSize=2"), AUTH)
+    assert status == 200
+    assert body["nextPageToken"] == "Mg=="
+    backups = body["backups"]
+    assert isinstance(backups, list)
+    assert len(backups) == 2
+    first = backups[0]
+    assert first["size"].isdigit()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?Z", first["startedAt"])
+    assert set(first) <= {
+        wire.camel(name)
+        for name in (
+            "id",
+            "folder_id",
+            "created_at",
+            "source_cluster_id",
+            "started_at",
+            "size",
+            "type",
+            "method",
+            "journal_size",
+            "status",
+            "retention_policy_id",
+            "retention_policy_name",
+            "retain_until",
+        )
+    }
+    status, last = await _get(_backups_url(emulator, cluster, "?pageSize=100"), AUTH)
+    assert "nextPageToken" not in last
+
+
+async def test_empty_cluster_is_an_empty_object(emulator: Emulator) -> None:
+    assert await _get(_backups_url(emulator, emulator.cluster_ids[3]), AUTH) == (200, {})
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [("?pageSize=1001", 400, 3), ("?pageSize=-1", 400, 3), ("?pageToken=bm9wZQ==", 400, 3)],
+)
+async def test_invalid_arguments(emulator: Emulator, query: str, status: int, code: int) -> None:
+    got_status, body = await _get(_backups_url(emulator, emulator.cluster_ids[0], query), AUTH)
+    assert (got_status, body["code"]) == (status, code)
+
+
+async def test_errors_are_google_rpc_status(emulator: Emulator) -> None:
+    status, body = await _get(_backups_url(emulator, "c9qnosuchcluster0000"), AUTH)
+    assert status == 404
+    assert body["code"] == 5
+    assert body["message"] == "Cluster c9qnosuchcluster0000 not found"
+    [detail] = body["details"]  # type: ignore[misc]
+    assert detail["@type"] == "type.googleapis.com/google.rpc.RequestInfo"
+
+
+async def test_authorization_is_required(emulator: Emulator) -> None:
+    status, body = await _get(_backups_url(emulator, emulator.cluster_ids[0]))
+    assert (status, body["code"]) == (401, 16)
+    emulator.tokens = {"good"}
+    status, _ = await _get(_backups_url(emulator, emulator.cluster_ids[0]), AUTH)
+    assert status == 401
+
+
+async def test_scripted_faults_and_max_in_flight(emulator: Emulator) -> None:
+    emulator.inject(Fault(status=429, retry_after="5", cluster_id=emulator.cluster_ids[1]))
+    other = _backups_url(emulator, emulator.cluster_ids[0])
+    assert (await _get(other, AUTH))[0] == 200  # the fault waits for its cluster
+    async with aiohttp.ClientSession() as session:
+        url = _backups_url(emulator, emulator.cluster_ids[1])
+        async with session.get(url, headers=AUTH) as response:
+            assert response.status == 429
+            assert response.headers["Retry-After"] == "5"
+            assert (await response.json())["code"] == 8
+    assert emulator.pending_faults == 0
+    assert emulator.max_in_flight == 1
+
+
+def test_serves_from_the_command_line() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0", "--clusters", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"emulator serving on (http://127\.0\.0\.1:\d+)\n", line)
+        assert match, line
+        cluster = process.stdout.readline().split()[1].rstrip(":")
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{match[1]}/managed-postgresql/v1/clusters/{cluster}/backups?pageSize=3",
+            headers=AUTH,
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert len(orjson.loads(response.read())["backups"]) == 3
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

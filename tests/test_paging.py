@@ -1,0 +1,259 @@
+"""The prefetching stream: over HTTP against the emulator, and over an in-memory fetch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+
+import pg_backups_async as pba
+from pg_backups_async.emulator import Emulator, Fault
+from tests.conftest import our_tasks
+
+GUARD = 5.0  # seconds: a hung test fails instead of hanging; never a measurement
+
+
+async def test_streams_every_backup_in_order(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    cluster = emulator.cluster_ids[0]
+    async with client.list_backups(cluster, page_size=40) as stream:
+        backups = [b async for b in stream]
+    assert backups == emulator.backups(cluster)
+    assert len(backups) == 250
+    assert len(emulator.requests) == 7
+    assert stream.next_page_token is None
+    assert stream.closed
+
+
+async def test_default_page_size_and_plain_async_for(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    cluster = emulator.cluster_ids[0]
+    backups = [b async for b in client.list_backups(cluster)]
+    assert len(backups) == 250
+    assert [r.query.get("pageSize") for r in emulator.requests] == [None, None, None]
+
+
+async def test_empty_cluster_streams_nothing(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    assert [b async for b in client.list_backups(emulator.cluster_ids[3])] == []
+
+
+async def test_next_page_is_fetched_while_the_caller_works_on_this_one(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    async with client.list_backups(emulator.cluster_ids[0], page_size=50) as stream:
+        seen = 0
+        async for _ in stream:
+            seen += 1
+            page = (seen - 1) // 50 + 1
+            if seen % 50 == 1 and page < 5:
+                # Still on the first item of this page: the next one is already asked for.
+                await asyncio.wait_for(emulator.wait_for_requests(page + 1), GUARD)
+            # ...and never more than one page ahead.
+            assert len(emulator.requests) <= page + 1
+    assert seen == 250
+
+
+async def test_break_inside_async_with_cancels_the_prefetch(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    # The first page comes at once; the second stalls on the server.
+    emulator.inject(Fault(status=None), Fault(status=None, delay=60.0))
+    async with client.list_backups(emulator.cluster_ids[0], page_size=50) as stream:
+        async for _ in stream:
+            await asyncio.wait_for(emulator.wait_for_requests(2), GUARD)
+            break
+    assert stream.closed
+    assert our_tasks() == []
+    assert len(emulator.requests) == 2
+    assert stream.next_page_token is None  # nothing fully handed out: resume from the start
+    assert [b async for b in stream] == []
+
+
+async def test_closing_the_client_closes_streams_left_open(emulator: Emulator) -> None:
+    emulator.inject(Fault(status=None), Fault(status=None, delay=60.0))
+    async with pba.BackupsClient(pba.IamToken("t"), endpoint=emulator.url) as client:
+        stream = client.list_backups(emulator.cluster_ids[0], page_size=50)
+        async for _ in stream:
+            await asyncio.wait_for(emulator.wait_for_requests(2), GUARD)
+            break
+        assert len(our_tasks()) == 1  # the prefetch, still running
+    assert stream.closed
+    assert our_tasks() == []
+
+
+async def test_cancelling_the_consumer_cancels_the_prefetch(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    emulator.inject(Fault(status=None), Fault(status=None, delay=60.0))
+    started = asyncio.Event()
+
+    async def consume(stream: pba.PageStream[pba.BackupsPage, pba.Backup]) -> None:
+        async for _ in stream:
+            started.set()
+
+    stream = client.list_backups(emulator.cluster_ids[0], page_size=50)
+    task = asyncio.create_task(consume(stream))
+    await asyncio.wait_for(started.wait(), GUARD)
+    await asyncio.wait_for(emulator.wait_for_requests(2), GUARD)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert stream.closed
+    assert our_tasks() == []
+
+
+async def test_an_error_on_the_next_page_comes_after_this_page_with_a_resume_token(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    cluster = emulator.cluster_ids[0]
+    emulator.inject(Fault(status=None), Fault(status=403))
+    got = []
+    async with client.list_backups(cluster, page_size=50) as stream:
+        with pytest.raises(pba.PermissionDeniedError) as caught:
+            async for backup in stream:
+                got.append(backup)
+    assert got == emulator.backups(cluster)[:50]
+    assert caught.value.page_token == "NTA="  # base64("50"): the page that failed
+    assert stream.next_page_token == "NTA="
+    resumed = [b async for b in client.list_backups(cluster, page_token=caught.value.page_token)]
+    assert got + resumed == emulator.backups(cluster)
+
+
+async def test_resuming_from_next_page_token(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    cluster = emulator.cluster_ids[0]
+    async with client.list_backups(cluster, page_size=60, max_items=120) as stream:
+        first = [b async for b in stream]
+    assert stream.next_page_token == "MTIw"  # base64("120")
+    rest = [b async for b in client.list_backups(cluster, page_token=stream.next_page_token)]
+    assert first + rest == emulator.backups(cluster)
+
+
+async def test_max_items_trims_exactly_and_shrinks_the_last_request(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    cluster = emulator.cluster_ids[0]
+    backups = [b async for b in client.list_backups(cluster, page_size=50, max_items=120)]
+    assert backups == emulator.backups(cluster)[:120]
+    assert [r.query["pageSize"] for r in emulator.requests] == ["50", "50", "20"]
+
+
+@pytest.mark.parametrize(
+    ("max_items", "sizes"), [(5, ["5"]), (99, ["99"]), (100, [None]), (150, [None, "50"])]
+)
+async def test_max_items_with_the_server_default_page_size(
+    client: pba.BackupsClient, emulator: Emulator, max_items: int, sizes: list[str | None]
+) -> None:
+    backups = [b async for b in client.list_backups(emulator.cluster_ids[0], max_items=max_items)]
+    assert len(backups) == max_items
+    assert [r.query.get("pageSize") for r in emulator.requests] == sizes
+
+
+async def test_pages(client: pba.BackupsClient, emulator: Emulator) -> None:
+    cluster = emulator.cluster_ids[0]
+    stream = client.list_backups(cluster, page_size=100)
+    tokens = []
+    async with stream.pages() as pages:
+        sizes = []
+        async for page in pages:
+            assert isinstance(page, pba.BackupsPage)
+            sizes.append(len(page.backups))
+            tokens.append(stream.next_page_token)
+    assert sizes == [100, 100, 50]
+    assert tokens == ["MTAw", "MjAw", None]
+    with pytest.raises(RuntimeError, match="either by item or by pages"):
+        stream.__aiter__()
+
+
+async def test_pages_with_max_items(client: pba.BackupsClient, emulator: Emulator) -> None:
+    stream = client.list_backups(emulator.cluster_ids[0], page_size=100, max_items=150)
+    assert [len(p.backups) async for p in stream.pages()] == [100, 50]
+
+
+# The stream alone, over an in-memory fetch (the service's misbehaviour, made to order).
+
+
+def _page(ids: list[int], token: str | None) -> pba.BackupsPage:
+    return pba.BackupsPage(tuple(pba.Backup(id=str(i)) for i in ids), token)
+
+
+class Script:
+    """A fetch that answers from a table of token -> page, and records its calls."""
+
+    def __init__(self, pages: Mapping[str | None, pba.BackupsPage]) -> None:
+        self.pages = pages
+        self.calls: list[tuple[str | None, int | None]] = []
+
+    async def __call__(self, token: str | None, size: int | None) -> pba.BackupsPage:
+        self.calls.append((token, size))
+        return self.pages[token]
+
+
+def _ids(backups: list[pba.Backup]) -> list[str]:
+    return [b.id for b in backups]
+
+
+async def test_a_repeated_token_ends_in_an_error_not_a_loop() -> None:
+    fetch = Script({None: _page([1, 2], "A"), "A": _page([3], "B"), "B": _page([4], "A")})
+    got: list[pba.Backup] = []
+    async with pba.PageStream(fetch) as stream:
+        with pytest.raises(pba.ResponseFormatError, match="repeated page token") as caught:
+            async for backup in stream:
+                got.append(backup)
+    assert _ids(got) == ["1", "2", "3", "4"]
+    assert caught.value.field == "nextPageToken"
+    assert [token for token, _ in fetch.calls] == [None, "A", "B"]
+
+
+async def test_the_starting_token_counts_as_seen() -> None:
+    fetch = Script({"S": _page([1], "S")})
+    with pytest.raises(pba.ResponseFormatError):
+        _ = [b async for b in pba.PageStream(fetch, page_token="S")]
+    assert len(fetch.calls) == 1
+
+
+async def test_an_empty_page_with_a_token_is_not_the_end() -> None:
+    fetch = Script({None: _page([], "A"), "A": _page([], "B"), "B": _page([1], None)})
+    stream: pba.PageStream[pba.BackupsPage, pba.Backup] = pba.PageStream(fetch)
+    assert _ids([b async for b in stream]) == ["1"]
+    assert len(fetch.calls) == 3
+
+
+async def test_a_server_that_sends_more_than_asked_is_trimmed() -> None:
+    fetch = Script({None: _page(list(range(10)), "A")})
+    stream: pba.PageStream[pba.BackupsPage, pba.Backup] = pba.PageStream(fetch, max_items=3)
+    assert _ids([b async for b in stream]) == ["0", "1", "2"]
+    assert fetch.calls == [(None, 3)]
+    assert stream.next_page_token is None  # that page was not handed out in full
+
+
+async def test_aclose_is_idempotent_and_ends_iteration() -> None:
+    fetch = Script({None: _page([1, 2], "A"), "A": _page([3], None)})
+    stream: pba.PageStream[pba.BackupsPage, pba.Backup] = pba.PageStream(fetch)
+    assert (await stream.__anext__()).id == "1"
+    await stream.aclose()
+    await stream.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+
+
+async def test_a_failed_prefetch_nobody_awaits_is_still_retrieved(
+    loop_errors: list[dict[str, object]],
+) -> None:
+    async def fetch(token: str | None, size: int | None) -> pba.BackupsPage:
+        if token is None:
+            return _page([1, 2], "A")
+        raise pba.UnavailableError("down", http_status=503)
+
+    stream: pba.PageStream[pba.BackupsPage, pba.Backup] = pba.PageStream(fetch)
+    assert (await stream.__anext__()).id == "1"
+    prefetch = our_tasks()
+    await asyncio.wait(prefetch)  # it failed, and nobody awaited it
+    del stream, prefetch
+    # the autouse fixture then collects garbage and asserts no "never retrieved" report

@@ -1,0 +1,192 @@
+"""The wire format, driven by the service's canonical bodies; no network."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+import pg_backups_async as pba
+from pg_backups_async import wire
+from tests.conftest import fixture_bytes
+
+FIRST = "listBackups-first-page.json"
+LAST = "listBackups-last-page.json"
+
+
+def test_first_page_has_all_thirteen_fields() -> None:
+    page = wire.parse_backups_page(fixture_bytes(FIRST))
+    assert page.next_page_token == "Mg=="
+    assert page.backups[0] == pba.Backup(
+        id="c9qk2b1dn8hbg7r0cvf4:base_000000010000000A000000C3",
+        folder_id="b1g0ijbfaqsn12345678",
+        created_at=datetime(2025, 11, 27, 3, 5, 45, 241796, tzinfo=UTC),
+        source_cluster_id="c9qk2b1dn8hbg7r0cvf4",
+        started_at=datetime(2025, 11, 27, 3, 0, tzinfo=UTC),
+        size=5368709120,
+        type=pba.BackupType.AUTOMATED,
+        method=pba.BackupMethod.BASE,
+        journal_size=16777216,
+        status=pba.BackupStatus.DONE,
+        retention_policy_id="c9qpolicy0000000000a",
+        retention_policy_name="monthly-keep-12",
+        retain_until=datetime(2026, 11, 27, 3, 5, 45, 241796, tzinfo=UTC),
+    )
+
+
+def test_absent_fields_take_zero_values() -> None:
+    second = wire.parse_backups_page(fixture_bytes(FIRST)).backups[1]
+    assert second.journal_size == 0
+    assert second.retention_policy_id == ""
+    assert second.retain_until is None
+    assert second.created_at == datetime(2025, 11, 28, 3, 5, 45, 123000, tzinfo=UTC)
+    assert second.started_at == datetime(2025, 11, 28, 3, 0, 0, 5000, tzinfo=UTC)
+
+
+def test_last_page_creating_and_legacy_backups() -> None:
+    page = wire.parse_backups_page(fixture_bytes(LAST))
+    assert page.next_page_token is None
+    creating, legacy = page.backups
+    assert creating.status is pba.BackupStatus.CREATING
+    assert creating.created_at is None
+    assert creating.size == 0
+    assert creating.started_at == datetime(2025, 11, 29, 3, 0, 0, 123456, tzinfo=UTC)
+    assert legacy.type is pba.BackupType.UNSPECIFIED
+    assert legacy.method is pba.BackupMethod.UNSPECIFIED
+    assert legacy.status is pba.BackupStatus.UNSPECIFIED
+    # nanoseconds are truncated, never rounded up into the next second
+    assert legacy.started_at == datetime(2023, 11, 14, 22, 8, 20, 999999, tzinfo=UTC)
+
+
+def test_empty_listing() -> None:
+    assert wire.parse_backups_page(fixture_bytes("listBackups-empty.json")) == pba.BackupsPage()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-26T14:44:20Z", datetime(2024, 3, 26, 14, 44, 20, tzinfo=UTC)),
+        ("2024-03-26T14:44:20.1Z", datetime(2024, 3, 26, 14, 44, 20, 100000, tzinfo=UTC)),
+        ("2024-03-26T14:44:20.241Z", datetime(2024, 3, 26, 14, 44, 20, 241000, tzinfo=UTC)),
+        ("2024-03-26T14:44:20.241796Z", datetime(2024, 3, 26, 14, 44, 20, 241796, tzinfo=UTC)),
+        ("2024-03-26T14:44:20.241796096Z", datetime(2024, 3, 26, 14, 44, 20, 241796, tzinfo=UTC)),
+        ("2024-03-26T17:44:20+03:00", datetime(2024, 3, 26, 14, 44, 20, tzinfo=UTC)),
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999999Z", datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_with_zero_to_nine_fraction_digits(text: str, expected: datetime) -> None:
+    backup = wire.structure({"id": "b", "createdAt": text}, pba.Backup)
+    assert backup.created_at == expected
+    assert backup.created_at is not None
+    assert backup.created_at.tzinfo is UTC
+
+
+@pytest.mark.parametrize(("value", "expected"), [("5368709120", 5368709120), (42, 42), (7.0, 7)])
+def test_int64_as_string_or_number(value: object, expected: int) -> None:
+    assert wire.structure({"id": "b", "size": value}, pba.Backup).size == expected
+
+
+def test_unknown_fields_and_enum_values_are_tolerated() -> None:
+    body = orjson.loads(fixture_bytes(FIRST))
+    body["backups"][0].update(type="SCHEDULED", method="LOGICAL", status="DELETING", shiny=[1])
+    body["somethingNew"] = {"nested": True}
+    page = wire.structure(body, pba.BackupsPage)
+    first = page.backups[0]
+    assert first.type is pba.BackupType.UNKNOWN
+    assert first.method is pba.BackupMethod.UNKNOWN
+    assert first.status is pba.BackupStatus.UNKNOWN
+    assert first.size == 5368709120  # the rest of the record is kept
+    assert page.backups[1].type is pba.BackupType.MANUAL
+
+
+def test_wire_enum_unspecified_names() -> None:
+    backup = wire.structure(
+        {
+            "id": "b",
+            "type": "BACKUP_CREATION_TYPE_UNSPECIFIED",
+            "method": "BACKUP_METHOD_UNSPECIFIED",
+            "status": "BACKUP_STATUS_UNSPECIFIED",
+        },
+        pba.Backup,
+    )
+    assert (backup.type, backup.method, backup.status) == (
+        pba.BackupType.UNSPECIFIED,
+        pba.BackupMethod.UNSPECIFIED,
+        pba.BackupStatus.UNSPECIFIED,
+    )
+
+
+def test_empty_next_page_token_means_last_page() -> None:
+    assert wire.parse_backups_page(b'{"nextPageToken": ""}').next_page_token is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"<html><body>502 Bad Gateway</body></html>", "$"),
+        (b"", "$"),
+        (b'{"backups": [', "$"),
+        (b"[]", "$"),
+        (b'"backups"', "$"),
+        (b'{"backups": {}}', "backups"),
+        (b'{"backups": "abc"}', "backups"),
+        (b'{"backups": ["x"]}', "backups[0]"),
+        (b'{"backups": [{"folderId": "f"}]}', "backups[0].id"),
+        (b'{"backups": [{"id": "a"}, {"id": "b", "size": "12a"}]}', "backups[1].size"),
+        (b'{"backups": [{"id": "a", "size": true}]}', "backups[0].size"),
+        (b'{"backups": [{"id": "a", "size": 1.5}]}', "backups[0].size"),
+        (b'{"backups": [{"id": "a", "createdAt": "yesterday"}]}', "backups[0].createdAt"),
+        (b'{"backups": [{"id": "a", "createdAt": "2024-03-26"}]}', "backups[0].createdAt"),
+        (b'{"backups": [{"id": "a", "createdAt": 1700000000}]}', "backups[0].createdAt"),
+        (b'{"backups": [{"id": "a", "status": {}}]}', "backups[0].status"),
+        (b'{"backups": [{"id": 5}]}', "backups[0].id"),
+        (b'{"backups": [{"id": "a", "folderId": ["f"]}]}', "backups[0].folderId"),
+        (b'{"nextPageToken": 5}', "nextPageToken"),
+        (b'{"nextPageToken": "' + b"a" * 101 + b'"}', "nextPageToken"),
+    ],
+)
+def test_malformed_bodies_name_the_field(body: bytes, field: str) -> None:
+    with pytest.raises(pba.ResponseFormatError) as caught:
+        wire.parse_backups_page(body)
+    assert caught.value.field == field
+    assert str(caught.value).startswith(field) or field == "$"
+
+
+def test_encoding_round_trips_and_omits_zero_values() -> None:
+    for name in (FIRST, LAST):
+        page = wire.parse_backups_page(fixture_bytes(name))
+        for backup in page.backups:
+            encoded = wire.backup_to_wire(backup)
+            assert wire.structure(encoded, pba.Backup) == backup
+    second = wire.parse_backups_page(fixture_bytes(FIRST)).backups[1]
+    encoded = wire.backup_to_wire(second)
+    assert "journalSize" not in encoded
+    assert "retainUntil" not in encoded
+    assert encoded["size"] == "104857600"
+    assert encoded["createdAt"] == "2025-11-28T03:05:45.123Z"
+    legacy = wire.parse_backups_page(fixture_bytes(LAST)).backups[1]
+    assert "type" not in wire.backup_to_wire(legacy)
+
+
+def test_sample_encoding_matches_the_service_byte_for_byte() -> None:
+    """The emulator's encoder prints what the service's printer printed (microsecond data)."""
+    raw = orjson.loads(fixture_bytes(FIRST))["backups"][1]
+    backup = wire.structure(raw, pba.Backup)
+    assert wire.backup_to_wire(backup) == raw
+
+
+def test_parse_status() -> None:
+    assert wire.parse_status(fixture_bytes("error-404-not-found.json")) == (
+        5,
+        "Cluster c9qk2b1dn8hbg7r0cvf4x not found",
+        "8d4b0ab2-1c5e-4c43-9b24-7f0c3f1f5e11",
+    )
+    assert wire.parse_status(fixture_bytes("error-429-resource-exhausted.json")) == (
+        8,
+        "The request limit exceeded",
+        None,
+    )
+    assert wire.parse_status(b"<html>") == (None, None, None)
+    assert wire.parse_status(b'{"code": "five", "message": 3}') == (None, None, None)
