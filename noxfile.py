@@ -1,0 +1,37 @@
+"""Sessions: tests, lint, typecheck (the default set), and bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("-e", ".[test]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("-e", ".[test]")
+    session.run("mypy", "--strict", "pg_backups_async")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks (not tests: they print figures, they assert nothing)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/prefetch.py", *session.posargs)
