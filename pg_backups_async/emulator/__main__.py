@@ -37,7 +37,7 @@ async def _serve(args: argparse.Namespace) -> None:
             print(f"  cluster {cluster_id}: {emulator.backup_count(cluster_id)} backups")
         if len(emulator.cluster_ids) > 10:
             print(f"  ... and {len(emulator.cluster_ids) - 10} more clusters")
-        sys.stdout.flush()
+        print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
 
 
