@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
 
 from . import protocol, wire
 from .auth import Credentials
-from .errors import ApiError, NetworkError
+from .errors import NetworkError, ResponseFormatError
 from .models import Backup, BackupsPage
 from .paging import PageStream
 from .retry import RetryPolicy, with_retries
@@ -21,6 +22,8 @@ try:
     _VERSION = version("pg-backups-async")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     _VERSION = "0"
+
+_T = TypeVar("_T")
 
 USER_AGENT = f"pg-backups-async/{_VERSION} aiohttp/{aiohttp.__version__}"
 
@@ -131,7 +134,7 @@ class BackupsClient:
         """
         request = protocol.list_backups_request(cluster_id, page_size, page_token)
         self._require_open()
-        return wire.parse_backups_page(await self._send(request))
+        return await self._send(request, wire.parse_backups_page)
 
     def list_backups(
         self,
@@ -173,22 +176,17 @@ class BackupsClient:
             )
         return self._session
 
-    async def _attempt(self, request: protocol.Request) -> bytes:
-        """One GET: the body of a 2xx answer, or the `ApiError` for anything else."""
+    async def _attempt(self, request: protocol.Request, parse: Callable[[bytes], _T]) -> _T:
+        """One GET: a 2xx answer's body parsed, or the `ApiError` for anything else."""
         session = self._require_open()
         token = await self._credentials.token()
         client_request_id = str(uuid.uuid4())
         url = self._base_url.with_path(request.path, encoded=True).with_query(request.query)
         headers = {"Authorization": f"Bearer {token}", "x-client-request-id": client_request_id}
-        error: ApiError
         try:
             async with session.get(url, headers=headers, allow_redirects=False) as response:
                 body = await response.read()
-                if 200 <= response.status < 300:
-                    return body
-                error = protocol.error_from_response(
-                    response.status, body, response.headers, client_request_id=client_request_id
-                )
+                status, response_headers = response.status, response.headers
         except aiohttp.ClientResponseError as exc:
             # Its repr carries the request's headers, token included: never chain it.
             raise NetworkError(
@@ -200,7 +198,18 @@ class BackupsClient:
                 client_request_id=client_request_id,
                 retryable=not isinstance(exc, _PERMANENT_CLIENT_ERRORS),
             ) from exc
-        if error.http_status == 401:
+        if 200 <= status < 300:
+            try:
+                return parse(body)
+            except ResponseFormatError as exc:
+                exc.http_status = status
+                exc.request_id = response_headers.get("x-request-id")
+                exc.client_request_id = client_request_id
+                raise
+        error = protocol.error_from_response(
+            status, body, response_headers, client_request_id=client_request_id
+        )
+        if status == 401:
             self._credentials.invalidate(token)
         raise error
 

@@ -182,7 +182,11 @@ async def test_success_with_a_non_json_body(client: pba.BackupsClient, emulator:
     emulator.inject(Fault(status=200, body=b"<html>Welcome to our proxy</html>"))
     with pytest.raises(pba.ResponseFormatError) as caught:
         await client.get_backups_page(emulator.cluster_ids[0])
-    assert caught.value.field == "$"
+    error = caught.value
+    assert error.field == "$"
+    assert error.http_status == 200
+    assert error.request_id is not None
+    assert error.client_request_id == emulator.requests[0].headers["x-client-request-id"]
     assert len(emulator.requests) == 1
 
 
