@@ -6,9 +6,12 @@ The models know nothing of JSON: `wire` maps them to and from the service's enco
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import attrs
+
+from .errors import ApiError
 
 
 class BackupType(enum.StrEnum):
@@ -75,3 +78,119 @@ class BackupsPage:
     def head(self, count: int) -> BackupsPage:
         """The page with only its first `count` backups."""
         return attrs.evolve(self, backups=self.backups[:count])
+
+
+class ClusterEnvironment(enum.StrEnum):
+    """The cluster's deployment environment."""
+
+    UNSPECIFIED = "ENVIRONMENT_UNSPECIFIED"
+    PRODUCTION = "PRODUCTION"
+    PRESTABLE = "PRESTABLE"
+    UNKNOWN = "UNKNOWN"
+    """A value this version of the library does not know."""
+
+
+class ClusterHealth(enum.StrEnum):
+    """The cluster's health as the service sees it (`HEALTH_UNKNOWN` is the zero value)."""
+
+    UNSPECIFIED = "HEALTH_UNKNOWN"
+    ALIVE = "ALIVE"
+    DEAD = "DEAD"
+    DEGRADED = "DEGRADED"
+    UNKNOWN = "UNKNOWN"
+    """A value this version of the library does not know."""
+
+
+class ClusterStatus(enum.StrEnum):
+    """The cluster's lifecycle status (`STATUS_UNKNOWN` is the zero value)."""
+
+    UNSPECIFIED = "STATUS_UNKNOWN"
+    CREATING = "CREATING"
+    RUNNING = "RUNNING"
+    ERROR = "ERROR"
+    UPDATING = "UPDATING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    UNKNOWN = "UNKNOWN"
+    """A value this version of the library does not know."""
+
+
+@attrs.frozen
+class Cluster:
+    """A PostgreSQL cluster: the fields an inventory needs (others are ignored)."""
+
+    id: str
+    folder_id: str = ""
+    created_at: datetime | None = None
+    name: str = ""
+    description: str = ""
+    labels: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    environment: ClusterEnvironment = ClusterEnvironment.UNSPECIFIED
+    network_id: str = ""
+    health: ClusterHealth = ClusterHealth.UNSPECIFIED
+    status: ClusterStatus = ClusterStatus.UNSPECIFIED
+    deletion_protection: bool = False
+
+
+@attrs.frozen
+class ClustersPage:
+    """One page of `Cluster.list`; `next_page_token` is None on the last page."""
+
+    clusters: tuple[Cluster, ...] = ()
+    next_page_token: str | None = None
+
+    @property
+    def items(self) -> tuple[Cluster, ...]:
+        """The page's resources, under the name every page type shares."""
+        return self.clusters
+
+    def head(self, count: int) -> ClustersPage:
+        """The page with only its first `count` clusters."""
+        return attrs.evolve(self, clusters=self.clusters[:count])
+
+
+@attrs.frozen
+class ClusterBackups:
+    """One cluster's result in a fan-out: its backups, or the error that stopped them."""
+
+    cluster_id: str
+    backups: tuple[Backup, ...] = ()
+    error: ApiError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether every page was listed."""
+        return self.error is None
+
+
+@attrs.frozen
+class ClusterInventory:
+    """A cluster's backups summed up: counts, sizes (bytes), the newest and the oldest.
+
+    `newest_done_age` is the age of the newest completed backup; `stale` is true when
+    there is none younger than the inventory's threshold. On an error, only the
+    cluster's identity and `error` are set.
+    """
+
+    cluster_id: str
+    name: str = ""
+    folder_id: str = ""
+    backup_count: int = 0
+    total_size: int = 0
+    base_size: int = 0
+    incremental_size: int = 0
+    newest_created_at: datetime | None = None
+    oldest_created_at: datetime | None = None
+    newest_done_age: timedelta | None = None
+    stale: bool = False
+    error: ApiError | None = None
+
+    @property
+    def state(self) -> str:
+        """`ok`, `stale`, `no backups` or `error`."""
+        if self.error is not None:
+            return "error"
+        if self.newest_done_age is None:
+            return "no backups"
+        return "stale" if self.stale else "ok"

@@ -42,7 +42,8 @@ def _retrieve(task: asyncio.Task[object]) -> None:
 class PageStream(Generic[P, T]):
     """Items of a paged listing, fetching the next page while the caller works on this one.
 
-    At most one page is fetched ahead. Use it with `async for`; use `async with` (or
+    At most one page is fetched ahead (none with `prefetch=False`: each page is asked
+    for only when it is needed). Use it with `async for`; use `async with` (or
     `aclose()`) to stop early with nothing left running. `pages()` iterates pages
     instead of items. `next_page_token` is the token to resume from later: the page
     after the last one fully handed out, None once the listing is complete.
@@ -55,9 +56,11 @@ class PageStream(Generic[P, T]):
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
+        prefetch: bool = True,
         name: str = "listing",
     ) -> None:
         self._fetch = fetch
+        self._prefetch = prefetch
         self._page_size = page_size
         self._max_items = max_items
         self._name = name
@@ -67,7 +70,7 @@ class PageStream(Generic[P, T]):
         self._received = 0
         self._task: asyncio.Task[P] | None = None
         self._task_token: str | None = None
-        self._started = False
+        self._fetch_when_needed = True
         self._exhausted = False
         self._closed = False
         self._deferred_error: ApiError | None = None
@@ -178,8 +181,8 @@ class PageStream(Generic[P, T]):
             error, self._deferred_error = self._deferred_error, None
             await self.aclose()
             raise error
-        if not self._started:
-            self._started = True
+        if self._fetch_when_needed:
+            self._fetch_when_needed = False
             self._start_fetch()
         task = self._task
         if task is None:
@@ -222,7 +225,10 @@ class PageStream(Generic[P, T]):
         else:
             self._seen_tokens.add(token)
             self._request_token = token
-            self._start_fetch()
+            if self._prefetch:
+                self._start_fetch()
+            else:
+                self._fetch_when_needed = True
         return page
 
 

@@ -18,11 +18,16 @@ from .wire import MAX_PAGE_TOKEN_LENGTH, parse_status
 API_ENDPOINT = "https://mdb.api.cloud.yandex.net"
 API_PREFIX = "/managed-postgresql/v1"
 MAX_ID_LENGTH = 50
+MAX_BACKUP_ID_LENGTH = 256  # no limit is declared; backup ids are "<clusterId>:<name>"
+MAX_FILTER_LENGTH = 1000
 MAX_PAGE_SIZE = 1000
 SERVER_DEFAULT_PAGE_SIZE = 100
 
 # RFC 3986 unreserved characters: nothing in an id can be read as path syntax.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
+# Backup ids add ':' (a path character that separates nothing), sent as is, as the
+# service's gateway would not decode "%3A" back into the id.
+_BACKUP_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:-]+")
 
 
 @attrs.frozen
@@ -62,20 +67,47 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def validate_id(value: str, *, name: str = "cluster_id") -> str:
+def validate_id(
+    value: str,
+    *,
+    name: str = "cluster_id",
+    max_length: int = MAX_ID_LENGTH,
+    pattern: re.Pattern[str] = _ID_PATTERN,
+) -> str:
     """A resource id that is safe as one URL path segment, or `ValueError`."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if not value:
         raise ValueError(f"{name} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise ValueError(f"{name} is {len(value)} characters long; the API allows {MAX_ID_LENGTH}")
-    if not _ID_PATTERN.fullmatch(value) or value in (".", ".."):
-        bad = next((c for c in value if not _ID_PATTERN.fullmatch(c)), value)
-        raise ValueError(
-            f"{name} {value!r} contains {bad!r}: ids are letters, digits and '-', '_', '.', '~'"
+    if len(value) > max_length:
+        raise ValueError(f"{name} is {len(value)} characters long; the API allows {max_length}")
+    if not pattern.fullmatch(value) or value in (".", ".."):
+        bad = next((c for c in value if not pattern.fullmatch(c)), value)
+        allowed = "letters, digits and " + ", ".join(
+            repr(c) for c in "-_.~:" if pattern.fullmatch(c)
         )
+        raise ValueError(f"{name} {value!r} contains {bad!r}: ids are {allowed}")
     return value
+
+
+def validate_backup_id(backup_id: str) -> str:
+    """A backup id (`<clusterId>:<name>`) safe as one URL path segment."""
+    return validate_id(
+        backup_id, name="backup_id", max_length=MAX_BACKUP_ID_LENGTH, pattern=_BACKUP_ID_PATTERN
+    )
+
+
+def validate_filter(filter: str | None) -> str | None:
+    """A `Cluster.list` filter of at most 1000 characters, such as `name="prod"`."""
+    if filter is None or filter == "":
+        return None
+    if not isinstance(filter, str):
+        raise TypeError(f"filter must be a str or None, not {type(filter).__name__}")
+    if len(filter) > MAX_FILTER_LENGTH:
+        raise ValueError(
+            f"filter is {len(filter)} characters long; the API allows {MAX_FILTER_LENGTH}"
+        )
+    return filter
 
 
 def validate_page_size(page_size: int | None) -> int | None:
@@ -132,6 +164,36 @@ def list_backups_request(
         path=f"{API_PREFIX}/clusters/{segment}/backups",
         query=_page_query(validate_page_size(page_size), validate_page_token(page_token)),
     )
+
+
+def list_clusters_request(
+    folder_id: str,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    filter: str | None = None,
+) -> Request:
+    """`Cluster.list`: GET /managed-postgresql/v1/clusters?folderId=..."""
+    query: tuple[tuple[str, str], ...] = (("folderId", validate_id(folder_id, name="folder_id")),)
+    query += _page_query(validate_page_size(page_size), validate_page_token(page_token))
+    checked = validate_filter(filter)
+    if checked is not None:
+        query += (("filter", checked),)
+    return Request(path=f"{API_PREFIX}/clusters", query=query)
+
+
+def list_folder_backups_request(
+    folder_id: str, page_size: int | None = None, page_token: str | None = None
+) -> Request:
+    """`Backup.list`: GET /managed-postgresql/v1/backups?folderId=..."""
+    query: tuple[tuple[str, str], ...] = (("folderId", validate_id(folder_id, name="folder_id")),)
+    query += _page_query(validate_page_size(page_size), validate_page_token(page_token))
+    return Request(path=f"{API_PREFIX}/backups", query=query)
+
+
+def get_backup_request(backup_id: str) -> Request:
+    """`Backup.get`: GET /managed-postgresql/v1/backups/{backupId}."""
+    segment = quote(validate_backup_id(backup_id), safe=":")
+    return Request(path=f"{API_PREFIX}/backups/{segment}")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -20,7 +20,18 @@ import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .errors import ResponseFormatError
-from .models import Backup, BackupMethod, BackupsPage, BackupStatus, BackupType
+from .models import (
+    Backup,
+    BackupMethod,
+    BackupsPage,
+    BackupStatus,
+    BackupType,
+    Cluster,
+    ClusterEnvironment,
+    ClusterHealth,
+    ClustersPage,
+    ClusterStatus,
+)
 
 MAX_PAGE_TOKEN_LENGTH = 100
 
@@ -59,6 +70,26 @@ def _structure_int64(value: object, _: object) -> int:
     elif value is None:
         return 0
     raise ValueError(f"expected an int64 (a string of digits or a number), got {_describe(value)}")
+
+
+def _structure_bool(value: object, _: object) -> bool:
+    if type(value) is bool:
+        return value
+    if value is None:
+        return False
+    raise TypeError(f"expected true or false, got {_describe(value)}")
+
+
+def _is_labels(cls: object) -> bool:
+    return cls == Mapping[str, str]
+
+
+def _structure_labels(value: object, _: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if type(value) is dict and all(type(v) is str for v in value.values()):
+        return value
+    raise TypeError(f"expected an object of strings, got {_describe(value)}")
 
 
 def _structure_timestamp(value: object, _: object) -> datetime:
@@ -137,6 +168,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int64)
     conv.register_structure_hook(datetime, _structure_timestamp)
+    conv.register_structure_hook(bool, _structure_bool)
+    conv.register_structure_hook_func(_is_labels, _structure_labels)
     for enum_cls in _ENUMS:
         conv.register_structure_hook(enum_cls, _enum_hook(enum_cls))
     for resource_cls in _RESOURCES:
@@ -155,10 +188,20 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-_ENUMS: tuple[type[enum.Enum], ...] = (BackupType, BackupMethod, BackupStatus)
-_RESOURCES: tuple[type[Any], ...] = (Backup,)
+_ENUMS: tuple[type[enum.Enum], ...] = (
+    BackupType,
+    BackupMethod,
+    BackupStatus,
+    ClusterEnvironment,
+    ClusterHealth,
+    ClusterStatus,
+)
+_RESOURCES: tuple[type[Any], ...] = (Backup, Cluster)
 # page class -> (JSON key and attribute of its items, item class)
-_PAGES: dict[type[Any], tuple[str, type[Any]]] = {BackupsPage: ("backups", Backup)}
+_PAGES: dict[type[Any], tuple[str, type[Any]]] = {
+    BackupsPage: ("backups", Backup),
+    ClustersPage: ("clusters", Cluster),
+}
 
 _converter = _make_converter()
 
@@ -230,6 +273,16 @@ def parse_backups_page(body: bytes) -> BackupsPage:
     return structure(loads(body), BackupsPage)
 
 
+def parse_backup(body: bytes) -> Backup:
+    """A `Backup.get` response body as a `Backup`."""
+    return structure(loads(body), Backup)
+
+
+def parse_clusters_page(body: bytes) -> ClustersPage:
+    """A `Cluster.list` response body as a `ClustersPage`."""
+    return structure(loads(body), ClustersPage)
+
+
 def parse_status(body: bytes) -> tuple[int | None, str | None, str | None]:
     """The gRPC code, message and RequestInfo id of a `google.rpc.Status` body.
 
@@ -279,20 +332,28 @@ def _unstructure_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(datetime, format_timestamp)
     for enum_cls in _ENUMS:
         conv.register_unstructure_hook(enum_cls, lambda member: member.value)
-    conv.register_unstructure_hook(
-        Backup,
-        make_dict_unstructure_fn(Backup, conv, _cattrs_omit_if_default=True, **_renames(Backup)),
-    )
+    conv.register_unstructure_hook(bool, lambda value: value)
+    conv.register_unstructure_hook_func(_is_labels, dict)
+    for cls in _RESOURCES:
+        conv.register_unstructure_hook(
+            cls,
+            make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **_renames(cls)),
+        )
     return conv
 
 
 _encoder = _unstructure_converter()
 
 
+def to_wire(resource: Backup | Cluster) -> dict[str, Any]:
+    """A resource as the service encodes it, zero values omitted."""
+    result: dict[str, Any] = _encoder.unstructure(resource, type(resource))
+    return result
+
+
 def backup_to_wire(backup: Backup) -> dict[str, Any]:
     """A `Backup` as the service encodes it, zero values omitted."""
-    result: dict[str, Any] = _encoder.unstructure(backup, Backup)
-    return result
+    return to_wire(backup)
 
 
 def dumps(obj: Mapping[str, Any]) -> bytes:
