@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -14,7 +15,9 @@ import aiohttp
 from . import protocol, wire
 from .auth import Credentials
 from .errors import NetworkError, ResponseFormatError
-from .models import Backup, BackupsPage
+from .fanout import FanOut
+from .inventory import DEFAULT_STALE_AFTER, summarize
+from .models import Backup, BackupsPage, Cluster, ClusterInventory, ClustersPage
 from .paging import PageStream
 from .retry import RetryPolicy, with_retries
 
@@ -53,6 +56,7 @@ class BackupsClient:
         timeout: float | aiohttp.ClientTimeout = 30.0,
         connection_limit: int = 100,
     ) -> None:
+        # connection_limit also caps a fan-out: beyond it, requests wait for a connection.
         if not isinstance(credentials, Credentials):
             raise TypeError(
                 "credentials must provide async token() and invalidate(), such as "
@@ -71,7 +75,7 @@ class BackupsClient:
         self._connection_limit = connection_limit
         self._session: aiohttp.ClientSession | None = None
         self._state = "new"
-        self._streams: weakref.WeakSet[PageStream[Any, Any]] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[PageStream[Any, Any] | FanOut] = weakref.WeakSet()
         self._send = with_retries(self._retry, self._attempt)
 
     @property
@@ -150,18 +154,180 @@ class BackupsClient:
         many backups, asking only for as many as it still needs.
         """
         protocol.list_backups_request(cluster_id, page_size, page_token)
-        protocol.validate_max_items(max_items)
-        self._require_open()
 
         async def fetch(token: str | None, size: int | None) -> BackupsPage:
             return await self.get_backups_page(cluster_id, page_size=size, page_token=token)
 
-        stream: PageStream[BackupsPage, Backup] = PageStream(
+        return self._stream(fetch, f"listBackups({cluster_id})", page_size, page_token, max_items)
+
+    async def get_clusters_page(
+        self,
+        folder_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        filter: str | None = None,
+    ) -> ClustersPage:
+        """One page of the folder's clusters (`Cluster.list`); `filter` as `name="..."`."""
+        request = protocol.list_clusters_request(folder_id, page_size, page_token, filter)
+        self._require_open()
+        return await self._send(request, wire.parse_clusters_page)
+
+    def list_clusters(
+        self,
+        folder_id: str,
+        *,
+        filter: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        max_items: int | None = None,
+    ) -> PageStream[ClustersPage, Cluster]:
+        """Stream the folder's clusters, fetching each next page ahead."""
+        protocol.list_clusters_request(folder_id, page_size, page_token, filter)
+
+        async def fetch(token: str | None, size: int | None) -> ClustersPage:
+            return await self.get_clusters_page(
+                folder_id, page_size=size, page_token=token, filter=filter
+            )
+
+        return self._stream(fetch, f"Cluster.list({folder_id})", page_size, page_token, max_items)
+
+    async def get_folder_backups_page(
+        self, folder_id: str, *, page_size: int | None = None, page_token: str | None = None
+    ) -> BackupsPage:
+        """One page of every backup in the folder (`Backup.list`)."""
+        request = protocol.list_folder_backups_request(folder_id, page_size, page_token)
+        self._require_open()
+        return await self._send(request, wire.parse_backups_page)
+
+    def list_folder_backups(
+        self,
+        folder_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        max_items: int | None = None,
+    ) -> PageStream[BackupsPage, Backup]:
+        """Stream every backup in the folder (`Backup.list`), fetching each next page ahead."""
+        protocol.list_folder_backups_request(folder_id, page_size, page_token)
+
+        async def fetch(token: str | None, size: int | None) -> BackupsPage:
+            return await self.get_folder_backups_page(folder_id, page_size=size, page_token=token)
+
+        return self._stream(fetch, f"Backup.list({folder_id})", page_size, page_token, max_items)
+
+    async def get_backup(self, backup_id: str) -> Backup:
+        """One backup by its id, `<clusterId>:<name>` (`Backup.get`)."""
+        request = protocol.get_backup_request(backup_id)
+        self._require_open()
+        return await self._send(request, wire.parse_backup)
+
+    def list_backups_many(
+        self,
+        cluster_ids: Iterable[str],
+        *,
+        concurrency: int = 16,
+        page_size: int | None = None,
+        fail_fast: bool = False,
+    ) -> FanOut:
+        """List many clusters' backups at once: `ClusterBackups` in completion order.
+
+        At most `concurrency` requests are in flight, across all clusters and pages.
+        Duplicated ids are listed once; every id is checked now, before any request.
+        A cluster's error is captured in its result unless `fail_fast`.
+        """
+        if isinstance(cluster_ids, str):
+            raise TypeError("cluster_ids must be an iterable of ids, not one str")
+        ids = list(dict.fromkeys(cluster_ids))
+        for cluster_id in ids:
+            protocol.validate_id(cluster_id)
+        _check_concurrency(concurrency)
+        protocol.validate_page_size(page_size)
+        self._require_open()
+
+        async def list_cluster(cluster_id: str) -> tuple[Backup, ...]:
+            async def fetch(token: str | None, size: int | None) -> BackupsPage:
+                return await self.get_backups_page(cluster_id, page_size=size, page_token=token)
+
+            stream: PageStream[BackupsPage, Backup] = PageStream(
+                fetch, page_size=page_size, prefetch=False, name=f"listBackups({cluster_id})"
+            )
+            backups: list[Backup] = []
+            async with stream.pages() as pages:
+                async for page in pages:
+                    backups.extend(page.backups)
+            return tuple(backups)
+
+        fanout = FanOut(list_cluster, ids, concurrency=concurrency, fail_fast=fail_fast)
+        self._streams.add(fanout)
+        return fanout
+
+    async def inventory(
+        self,
+        *,
+        folder_ids: Iterable[str] = (),
+        cluster_ids: Iterable[str] = (),
+        concurrency: int = 16,
+        page_size: int | None = None,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
+        now: datetime | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[ClusterInventory]:
+        """Summarize the backups of every cluster in the folders and of the clusters named.
+
+        Clusters are discovered with `Cluster.list`, then listed with the bounded
+        fan-out. A cluster with no completed backup younger than `stale_after` is
+        stale. One line per cluster, folders' clusters first, in the order found;
+        a cluster's error is in its line, while a folder that cannot be listed raises.
+        `on_progress(done, total)` is called as clusters complete.
+        """
+        folder_ids = [folder_ids] if isinstance(folder_ids, str) else list(folder_ids)
+        cluster_ids = [cluster_ids] if isinstance(cluster_ids, str) else list(cluster_ids)
+        if not folder_ids and not cluster_ids:
+            raise ValueError("inventory needs folder_ids, cluster_ids, or both")
+        for folder_id in folder_ids:
+            protocol.validate_id(folder_id, name="folder_id")
+        for cluster_id in cluster_ids:
+            protocol.validate_id(cluster_id)
+        if not isinstance(stale_after, timedelta) or stale_after <= timedelta(0):
+            raise ValueError(f"stale_after must be a positive timedelta, got {stale_after!r}")
+        _check_concurrency(concurrency)
+        now = now or datetime.now(UTC)
+        known: dict[str, Cluster | None] = {}
+        for folder_id in folder_ids:
+            async with self.list_clusters(folder_id, page_size=page_size) as clusters:
+                async for cluster in clusters:
+                    known.setdefault(cluster.id, cluster)
+        for cluster_id in cluster_ids:
+            known.setdefault(cluster_id, None)
+        lines: dict[str, ClusterInventory] = {}
+        async with self.list_backups_many(
+            known, concurrency=concurrency, page_size=page_size
+        ) as results:
+            async for result in results:
+                lines[result.cluster_id] = summarize(
+                    result, known[result.cluster_id], now=now, stale_after=stale_after
+                )
+                if on_progress is not None:
+                    on_progress(len(lines), results.total)
+        return [lines[cluster_id] for cluster_id in known]
+
+    def _stream(
+        self,
+        fetch: Callable[[str | None, int | None], Awaitable[Any]],
+        name: str,
+        page_size: int | None,
+        page_token: str | None,
+        max_items: int | None,
+    ) -> PageStream[Any, Any]:
+        protocol.validate_max_items(max_items)
+        self._require_open()
+        stream: PageStream[Any, Any] = PageStream(
             fetch,
             page_size=page_size,
             page_token=protocol.validate_page_token(page_token),
             max_items=max_items,
-            name=f"listBackups({cluster_id})",
+            name=name,
         )
         self._streams.add(stream)
         return stream
@@ -212,6 +378,13 @@ class BackupsClient:
         if status == 401:
             self._credentials.invalidate(token)
         raise error
+
+
+def _check_concurrency(concurrency: int) -> None:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+        raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
 
 
 def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:

@@ -1,0 +1,57 @@
+"""Summing up a cluster's backups for an inventory: pure functions, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .models import (
+    BackupMethod,
+    BackupStatus,
+    Cluster,
+    ClusterBackups,
+    ClusterInventory,
+)
+
+DEFAULT_STALE_AFTER = timedelta(hours=26)
+
+
+def summarize(
+    result: ClusterBackups,
+    cluster: Cluster | None,
+    *,
+    now: datetime,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+) -> ClusterInventory:
+    """One cluster's inventory line from its fan-out result.
+
+    A backup counts as completed when its status is DONE, or when it has no status (as
+    backups taken before the service reported one) but has a completion time.
+    """
+    name = cluster.name if cluster is not None else ""
+    folder_id = cluster.folder_id if cluster is not None else ""
+    if result.error is not None:
+        return ClusterInventory(
+            result.cluster_id, name=name, folder_id=folder_id, error=result.error
+        )
+    backups = result.backups
+    created = [b.created_at for b in backups if b.created_at is not None]
+    completed = [
+        b.created_at
+        for b in backups
+        if b.created_at is not None
+        and (b.status is BackupStatus.DONE or b.status is BackupStatus.UNSPECIFIED)
+    ]
+    age = now - max(completed) if completed else None
+    return ClusterInventory(
+        result.cluster_id,
+        name=name,
+        folder_id=folder_id,
+        backup_count=len(backups),
+        total_size=sum(b.size for b in backups),
+        base_size=sum(b.size for b in backups if b.method is BackupMethod.BASE),
+        incremental_size=sum(b.size for b in backups if b.method is BackupMethod.INCREMENTAL),
+        newest_created_at=max(created) if created else None,
+        oldest_created_at=min(created) if created else None,
+        newest_done_age=age,
+        stale=age is None or age > stale_after,
+    )
