@@ -4,7 +4,7 @@
 `async with Emulator() as emulator:` and point a client at `emulator.url`.
 """
 
-from .seed import DEFAULT_FOLDER_ID, ClusterRecord
+from .seed import DEFAULT_FOLDER_ID
 from .server import Emulator, Fault, RecordedRequest
 
-__all__ = ["DEFAULT_FOLDER_ID", "ClusterRecord", "Emulator", "Fault", "RecordedRequest"]
+__all__ = ["DEFAULT_FOLDER_ID", "Emulator", "Fault", "RecordedRequest"]

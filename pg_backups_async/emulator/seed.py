@@ -6,31 +6,30 @@ import random
 import string
 from datetime import UTC, datetime, timedelta
 
-import attrs
-
-from ..models import Backup, BackupMethod, BackupStatus, BackupType
+from ..models import (
+    Backup,
+    BackupMethod,
+    BackupStatus,
+    BackupType,
+    Cluster,
+    ClusterEnvironment,
+    ClusterHealth,
+    ClusterStatus,
+)
 
 DEFAULT_FOLDER_ID = "b1gemulatorfolder000"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _GIB = 1 << 30
 # Several pages, one page, a few, none: the shapes a listing takes.
 _DEFAULT_COUNTS = (250, 40, 7, 0)
+# Every sixth cluster stopped taking backups three days before the anchor.
+_STALE_EVERY = 6
+_STALE_GAP = timedelta(days=3)
 
 
-@attrs.frozen
-class ClusterRecord:
-    """A cluster as the emulator holds it."""
-
-    id: str
-    folder_id: str
-    name: str
-    created_at: datetime
-
-
-def today_utc() -> datetime:
-    """Midnight UTC today: the default anchor, so data is stable for a day."""
-    now = datetime.now(UTC)
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def this_hour() -> datetime:
+    """Now, to the hour: the default anchor, so the data is stable for an hour."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def resource_id(rng: random.Random, prefix: str = "c9q") -> str:
@@ -39,23 +38,23 @@ def resource_id(rng: random.Random, prefix: str = "c9q") -> str:
 
 
 def synthetic_backups(
-    cluster: ClusterRecord, count: int, *, rng: random.Random, anchor: datetime
+    cluster: Cluster, count: int, *, rng: random.Random, newest_start: datetime
 ) -> list[Backup]:
-    """`count` daily backups ending at `anchor`, newest first.
+    """`count` daily backups, newest first, the newest started at `newest_start`.
 
     A weekly base backup with daily incrementals, an occasional manual one, the newest
-    still being created, and retention fields on the most recent ones.
+    sometimes still being created, and retention fields on the most recent ones.
     """
     backups: list[Backup] = []
     base_size = rng.randint(2, 40) * _GIB
     for day in range(count):
-        started = anchor - timedelta(days=day) + timedelta(hours=3)
+        started = newest_start - timedelta(days=day)
         creating = day == 0 and count > 1 and rng.random() < 0.5
         method = BackupMethod.BASE if day % 7 == count % 7 else BackupMethod.INCREMENTAL
         kind = BackupType.MANUAL if rng.random() < 0.05 else BackupType.AUTOMATED
         segment = f"{1:08X}{(count - day) // 256:08X}{(count - day) % 256:08X}"
         name = f"base_{segment}" if method is BackupMethod.BASE else f"base_{segment}_D"
-        duration = timedelta(seconds=rng.randint(60, 3600), microseconds=rng.randint(0, 999_999))
+        duration = timedelta(seconds=rng.randint(60, 3000), microseconds=rng.randint(0, 999_999))
         size = base_size if method is BackupMethod.BASE else rng.randint(1, 512) << 20
         retained = day < 30
         backups.append(
@@ -80,17 +79,33 @@ def synthetic_backups(
 
 def synthetic_clusters(
     count: int, *, seed: int, folder_id: str, anchor: datetime, backups_per_cluster: int | None
-) -> list[tuple[ClusterRecord, list[Backup]]]:
-    """`count` clusters and their backups, the same for the same arguments."""
+) -> list[tuple[Cluster, list[Backup]]]:
+    """`count` clusters and their backups, the same for the same arguments.
+
+    Backup counts cycle through 250, 40, 7 and 0 unless `backups_per_cluster` is given.
+    A cluster's newest backup started an hour before `anchor`, except every sixth
+    cluster's, three days earlier: stale against a daily schedule.
+    """
     rng = random.Random(seed)
     result = []
     for index in range(count):
-        cluster = ClusterRecord(
+        cluster = Cluster(
             id=resource_id(rng),
             folder_id=folder_id,
-            name=f"cluster-{index:04d}",
             created_at=anchor - timedelta(days=400 + index),
+            name=f"cluster-{index:04d}",
+            labels={"team": ("billing", "search", "ads")[index % 3]},
+            environment=ClusterEnvironment.PRODUCTION
+            if index % 2
+            else ClusterEnvironment.PRESTABLE,
+            network_id=resource_id(rng, "enp"),
+            health=ClusterHealth.ALIVE,
+            status=ClusterStatus.RUNNING,
+            deletion_protection=index % 2 == 1,
         )
         n = backups_per_cluster if backups_per_cluster is not None else _DEFAULT_COUNTS[index % 4]
-        result.append((cluster, synthetic_backups(cluster, n, rng=rng, anchor=anchor)))
+        newest = anchor - timedelta(hours=1)
+        if index % _STALE_EVERY == _STALE_EVERY - 1:
+            newest -= _STALE_GAP
+        result.append((cluster, synthetic_backups(cluster, n, rng=rng, newest_start=newest)))
     return result

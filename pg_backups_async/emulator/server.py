@@ -17,9 +17,15 @@ from aiohttp import web
 
 from .. import wire
 from ..errors import GRPC_CODE_NAMES
-from ..models import Backup
-from ..protocol import API_PREFIX, MAX_ID_LENGTH, MAX_PAGE_SIZE, SERVER_DEFAULT_PAGE_SIZE
-from .seed import DEFAULT_FOLDER_ID, ClusterRecord, synthetic_clusters, today_utc
+from ..models import Backup, Cluster
+from ..protocol import (
+    API_PREFIX,
+    MAX_FILTER_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_PAGE_SIZE,
+    SERVER_DEFAULT_PAGE_SIZE,
+)
+from .seed import DEFAULT_FOLDER_ID, synthetic_clusters, this_hour
 
 _GRPC_CODE_FOR_STATUS = {
     400: 3,
@@ -67,6 +73,7 @@ class RecordedRequest:
 
     method: str
     path: str
+    """As it arrived, still percent-encoded."""
     query: Mapping[str, str]
     headers: Mapping[str, str]
     peer: tuple[str, int] | None
@@ -86,9 +93,11 @@ class Emulator:
     """The Managed PostgreSQL API on loopback, seeded with deterministic synthetic data.
 
     `clusters` clusters in `folder_id` (backup counts cycle 250, 40, 7, 0 unless
-    `backups_per_cluster` is given), reproducible from `seed` and `anchor` (the day the
-    newest backups are taken; default today). `latency` delays every answer, in
-    seconds; `tokens`, when given, are the only IAM tokens accepted.
+    `backups_per_cluster` is given; every sixth cluster's backups stopped three days
+    ago), reproducible from `seed` and `anchor` (an hour after the newest backups
+    started; default this hour). `latency` delays every answer, in seconds; `tokens`,
+    when given, are the only IAM tokens accepted. `/_emulator/stats` reports what it
+    served, for benchmarks that run it in another process.
 
     Use `async with Emulator() as emulator:` and point a client at `emulator.url`, or
     mount `emulator.app()` in a test server.
@@ -107,8 +116,10 @@ class Emulator:
     ) -> None:
         self.latency = latency
         self.tokens: set[str] | None = set(tokens) if tokens is not None else None
-        self.clusters: dict[str, ClusterRecord] = {}
+        self.clusters: dict[str, Cluster] = {}
         self._backups: dict[str, list[dict[str, Any]]] = {}
+        self._backups_by_id: dict[str, dict[str, Any]] = {}
+        self._by_folder: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -120,7 +131,7 @@ class Emulator:
             clusters,
             seed=seed,
             folder_id=folder_id,
-            anchor=anchor or today_utc(),
+            anchor=anchor or this_hour(),
             backups_per_cluster=backups_per_cluster,
         ):
             self.add_cluster(cluster, backups)
@@ -128,16 +139,27 @@ class Emulator:
     # State and knobs
 
     def add_cluster(
-        self, cluster: ClusterRecord | str, backups: Iterable[Backup | Mapping[str, Any]] = ()
-    ) -> ClusterRecord:
+        self, cluster: Cluster | str, backups: Iterable[Backup | Mapping[str, Any]] = ()
+    ) -> Cluster:
         """Add (or replace) a cluster; backups are models or wire JSON objects, served as is."""
         if isinstance(cluster, str):
-            cluster = ClusterRecord(cluster, DEFAULT_FOLDER_ID, cluster, today_utc())
+            cluster = Cluster(id=cluster, folder_id=DEFAULT_FOLDER_ID, name=cluster)
+        for old in self._backups.get(cluster.id, ()):
+            self._backups_by_id.pop(old.get("id", ""), None)
         self.clusters[cluster.id] = cluster
-        self._backups[cluster.id] = [
-            wire.backup_to_wire(b) if isinstance(b, Backup) else dict(b) for b in backups
-        ]
+        encoded = [wire.to_wire(b) if isinstance(b, Backup) else dict(b) for b in backups]
+        self._backups[cluster.id] = encoded
+        for backup in encoded:
+            self._backups_by_id[backup.get("id", "")] = backup
+        self._by_folder.clear()
         return cluster
+
+    def remove_cluster(self, cluster_id: str) -> None:
+        """Delete a cluster and its backups, as if it had been deleted mid-inventory."""
+        del self.clusters[cluster_id]
+        for backup in self._backups.pop(cluster_id):
+            self._backups_by_id.pop(backup.get("id", ""), None)
+        self._by_folder.clear()
 
     @property
     def cluster_ids(self) -> list[str]:
@@ -168,10 +190,22 @@ class Emulator:
 
     # Serving
 
+    def stats(self) -> dict[str, int]:
+        """What it has served: requests, the most at once, connections (distinct peers)."""
+        return {
+            "requests": len(self.requests),
+            "maxInFlight": self.max_in_flight,
+            "connections": len({r.peer for r in self.requests}),
+        }
+
     def app(self) -> web.Application:
         """The aiohttp application serving the API."""
         app = web.Application(middlewares=[self._middleware])
+        app.router.add_get(f"{API_PREFIX}/clusters", self._list_clusters)
         app.router.add_get(f"{API_PREFIX}/clusters/{{cluster_id}}/backups", self._list_backups)
+        app.router.add_get(f"{API_PREFIX}/backups", self._list_folder_backups)
+        app.router.add_get(f"{API_PREFIX}/backups/{{backup_id}}", self._get_backup)
+        app.router.add_get("/_emulator/stats", self._stats)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -214,11 +248,13 @@ class Emulator:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if request.path.startswith("/_emulator/"):
+            return await handler(request)
         peer = request.transport.get_extra_info("peername") if request.transport else None
         self.requests.append(
             RecordedRequest(
                 request.method,
-                request.path,
+                request.rel_url.raw_path,
                 dict(request.query),
                 dict(request.headers),
                 tuple(peer[:2]) if peer else None,
@@ -288,18 +324,80 @@ class Emulator:
         cluster_id = request.match_info["cluster_id"]
         if len(cluster_id) > MAX_ID_LENGTH:
             raise ApiFailure(400, f"clusterId: the length must be at most {MAX_ID_LENGTH}")
-        page_size = _page_size(request.query.get("pageSize"))
-        offset = _page_offset(request.query.get("pageToken"))
+        page_size, offset = _paging(request)
         backups = self._backups.get(cluster_id)
         if backups is None:
             raise ApiFailure(404, f"Cluster {cluster_id} not found")
-        end = offset + page_size
-        body: dict[str, Any] = {}
-        if backups[offset:end]:
-            body["backups"] = backups[offset:end]
-        if end < len(backups):
-            body["nextPageToken"] = _token_for(end)
-        return web.Response(body=wire.dumps(body), content_type="application/json")
+        return _page("backups", backups, offset, page_size)
+
+    async def _list_clusters(self, request: web.Request) -> web.Response:
+        folder_id = _folder_id(request)
+        page_size, offset = _paging(request)
+        clusters, _ = self._folder(folder_id)
+        name = _name_filter(request.query.get("filter"))
+        if name is not None:
+            clusters = [c for c in clusters if c.get("name") == name]
+        return _page("clusters", clusters, offset, page_size)
+
+    async def _list_folder_backups(self, request: web.Request) -> web.Response:
+        folder_id = _folder_id(request)
+        page_size, offset = _paging(request)
+        return _page("backups", self._folder(folder_id)[1], offset, page_size)
+
+    async def _get_backup(self, request: web.Request) -> web.Response:
+        backup_id = request.match_info["backup_id"]
+        backup = self._backups_by_id.get(backup_id)
+        if backup is None:
+            raise ApiFailure(404, f"Backup {backup_id} not found")
+        return web.Response(body=wire.dumps(backup), content_type="application/json")
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.Response(body=wire.dumps(self.stats()), content_type="application/json")
+
+    def _folder(self, folder_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The folder's clusters and all their backups, encoded; cached until a change."""
+        cached = self._by_folder.get(folder_id)
+        if cached is None:
+            clusters = [c for c in self.clusters.values() if c.folder_id == folder_id]
+            backups = [b for c in clusters for b in self._backups[c.id]]
+            cached = self._by_folder[folder_id] = ([wire.to_wire(c) for c in clusters], backups)
+        return cached
+
+
+def _paging(request: web.Request) -> tuple[int, int]:
+    return _page_size(request.query.get("pageSize")), _page_offset(request.query.get("pageToken"))
+
+
+def _page(key: str, items: list[dict[str, Any]], offset: int, page_size: int) -> web.Response:
+    end = offset + page_size
+    body: dict[str, Any] = {}
+    if items[offset:end]:
+        body[key] = items[offset:end]
+    if end < len(items):
+        body["nextPageToken"] = _token_for(end)
+    return web.Response(body=wire.dumps(body), content_type="application/json")
+
+
+def _folder_id(request: web.Request) -> str:
+    folder_id = request.query.get("folderId", "")
+    if not folder_id:
+        raise ApiFailure(400, "folderId: a value is required")
+    if len(folder_id) > MAX_ID_LENGTH:
+        raise ApiFailure(400, f"folderId: the length must be at most {MAX_ID_LENGTH}")
+    return folder_id
+
+
+def _name_filter(text: str | None) -> str | None:
+    """The name in a `name="..."` filter, the only form the service supports."""
+    if not text:
+        return None
+    if len(text) > MAX_FILTER_LENGTH:
+        raise ApiFailure(400, f"filter: the length must be at most {MAX_FILTER_LENGTH}")
+    field, _, value = text.partition("=")
+    value = value.strip()
+    if field.strip() != "name" or len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        raise ApiFailure(400, 'filter: only name="..." is supported')
+    return value[1:-1]
 
 
 def _page_size(value: str | None) -> int:
