@@ -19,7 +19,21 @@ from .errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from .models import Backup, BackupMethod, BackupsPage, BackupStatus, BackupType
+from .fanout import FanOut
+from .models import (
+    Backup,
+    BackupMethod,
+    BackupsPage,
+    BackupStatus,
+    BackupType,
+    Cluster,
+    ClusterBackups,
+    ClusterEnvironment,
+    ClusterHealth,
+    ClusterInventory,
+    ClustersPage,
+    ClusterStatus,
+)
 from .paging import PageIterator, PageStream
 from .retry import RetryPolicy
 
@@ -31,7 +45,15 @@ __all__ = [
     "BackupType",
     "BackupsClient",
     "BackupsPage",
+    "Cluster",
+    "ClusterBackups",
+    "ClusterEnvironment",
+    "ClusterHealth",
+    "ClusterInventory",
+    "ClusterStatus",
+    "ClustersPage",
     "Credentials",
+    "FanOut",
     "IamToken",
     "InternalError",
     "InvalidArgumentError",
