@@ -34,4 +34,5 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks (not tests: they print figures, they assert nothing)."""
     session.install("-e", ".")
-    session.run("python", "benchmarks/prefetch.py", *session.posargs)
+    session.run("python", "benchmarks/prefetch.py")
+    session.run("python", "benchmarks/fanout.py")
