@@ -5,10 +5,18 @@ async with BackupsClient(credentials=IamToken(token)) as client:
         ...
 """
 
-from .auth import Credentials, IamToken
+from .auth import (
+    Credentials,
+    IamToken,
+    MetadataCredentials,
+    OAuthToken,
+    ServiceAccountKey,
+    credentials_from_env,
+)
 from .client import BackupsClient
 from .errors import (
     ApiError,
+    AuthError,
     InternalError,
     InvalidArgumentError,
     NetworkError,
@@ -39,6 +47,7 @@ from .retry import RetryPolicy
 
 __all__ = [
     "ApiError",
+    "AuthError",
     "Backup",
     "BackupMethod",
     "BackupStatus",
@@ -57,14 +66,18 @@ __all__ = [
     "IamToken",
     "InternalError",
     "InvalidArgumentError",
+    "MetadataCredentials",
     "NetworkError",
     "NotFoundError",
+    "OAuthToken",
     "PageIterator",
     "PageStream",
     "PermissionDeniedError",
     "ResourceExhaustedError",
     "ResponseFormatError",
     "RetryPolicy",
+    "ServiceAccountKey",
     "UnauthenticatedError",
     "UnavailableError",
+    "credentials_from_env",
 ]

@@ -13,8 +13,8 @@ from typing import Any, Self, TypeVar
 import aiohttp
 
 from . import protocol, wire
-from .auth import Credentials
-from .errors import NetworkError, ResponseFormatError
+from .auth import Credentials, credentials_from_env
+from .errors import NetworkError, ResponseFormatError, UnauthenticatedError
 from .fanout import FanOut
 from .inventory import DEFAULT_STALE_AFTER, summarize
 from .models import Backup, BackupsPage, Cluster, ClusterInventory, ClustersPage
@@ -41,7 +41,8 @@ _PERMANENT_CLIENT_ERRORS = (
 class BackupsClient:
     """A session with the Managed PostgreSQL API; use it as `async with BackupsClient(...)`.
 
-    `credentials` gives the IAM token for each request; `endpoint` is the API's base
+    `credentials` gives the IAM token for each request (default: `credentials_from_env()`);
+    `endpoint` is the API's base
     URL (`http://` only for loopback hosts, such as the emulator); `retry` says how
     failed requests are repeated; `timeout` bounds each attempt, in seconds or as an
     `aiohttp.ClientTimeout`; `connection_limit` caps the pool of connections.
@@ -49,7 +50,7 @@ class BackupsClient:
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: Credentials | None = None,
         *,
         endpoint: str = protocol.API_ENDPOINT,
         retry: RetryPolicy | None = None,
@@ -57,6 +58,8 @@ class BackupsClient:
         connection_limit: int = 100,
     ) -> None:
         # connection_limit also caps a fan-out: beyond it, requests wait for a connection.
+        if credentials is None:
+            credentials = credentials_from_env()
         if not isinstance(credentials, Credentials):
             raise TypeError(
                 "credentials must provide async token() and invalidate(), such as "
@@ -76,7 +79,7 @@ class BackupsClient:
         self._session: aiohttp.ClientSession | None = None
         self._state = "new"
         self._streams: weakref.WeakSet[PageStream[Any, Any] | FanOut] = weakref.WeakSet()
-        self._send = with_retries(self._retry, self._attempt)
+        self._send_with_retries = with_retries(self._retry, self._attempt)
 
     @property
     def endpoint(self) -> str:
@@ -332,6 +335,15 @@ class BackupsClient:
         self._streams.add(stream)
         return stream
 
+    async def _send(self, request: protocol.Request, parse: Callable[[bytes], _T]) -> _T:
+        """The request with retries; after a 401, once more if a fresh token can be had."""
+        try:
+            return await self._send_with_retries(request, parse)
+        except UnauthenticatedError as error:
+            if not error._token_refreshable:
+                raise
+            return await self._send_with_retries(request, parse)
+
     def _require_open(self) -> aiohttp.ClientSession:
         if self._session is None:
             if self._state == "closed":
@@ -375,8 +387,8 @@ class BackupsClient:
         error = protocol.error_from_response(
             status, body, response_headers, client_request_id=client_request_id
         )
-        if status == 401:
-            self._credentials.invalidate(token)
+        if isinstance(error, UnauthenticatedError):
+            error._token_refreshable = self._credentials.invalidate(token)
         raise error
 
 

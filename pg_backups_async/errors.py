@@ -87,6 +87,9 @@ class InvalidArgumentError(ApiError):
 class UnauthenticatedError(ApiError):
     """HTTP 401: the IAM token is missing, malformed or expired."""
 
+    # Set by the client when its credentials can fetch a fresh token: worth one more try.
+    _token_refreshable = False
+
 
 class PermissionDeniedError(ApiError):
     """HTTP 403: the credentials may not read this resource."""
@@ -120,6 +123,25 @@ class NetworkError(ApiError):
     @property
     def retryable(self) -> bool:
         return self._retryable
+
+
+class AuthError(ApiError):
+    """No IAM token could be had: the exchange failed, or no credentials were found."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, request_id=request_id)
+        self._retryable = retryable
+
+    @property
+    def retryable(self) -> bool:
+        return super().retryable if self._retryable is None else self._retryable
 
 
 class ResponseFormatError(ApiError):

@@ -92,6 +92,11 @@ def _structure_labels(value: object, _: object) -> dict[str, str]:
     raise TypeError(f"expected an object of strings, got {_describe(value)}")
 
 
+def parse_timestamp(value: object) -> datetime:
+    """An RFC 3339 timestamp as an aware UTC datetime, or `ValueError`."""
+    return _structure_timestamp(value, datetime)
+
+
 def _structure_timestamp(value: object, _: object) -> datetime:
     if type(value) is str:
         try:
