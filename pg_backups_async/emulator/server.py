@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import secrets
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -13,9 +15,12 @@ from types import TracebackType
 from typing import Any, Self
 
 import attrs
+import jwt
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .. import wire
+from ..auth import IAM_TOKENS_PATH, JWT_AUDIENCE, JWT_LIFETIME, METADATA_TOKEN_PATH
 from ..errors import GRPC_CODE_NAMES
 from ..models import Backup, Cluster
 from ..protocol import (
@@ -96,8 +101,13 @@ class Emulator:
     `backups_per_cluster` is given; every sixth cluster's backups stopped three days
     ago), reproducible from `seed` and `anchor` (an hour after the newest backups
     started; default this hour). `latency` delays every answer, in seconds; `tokens`,
-    when given, are the only IAM tokens accepted. `/_emulator/stats` reports what it
-    served, for benchmarks that run it in another process.
+    when given, are the only IAM tokens accepted (tokens it issues itself are added).
+
+    It also plays the IAM token exchange (`POST /iam/v1/tokens`: a JWT signed by a key
+    given to `add_service_account_key`, verified in full, or an OAuth token in
+    `oauth_tokens`) and the VM metadata service, issuing tokens that live
+    `token_lifetime` seconds. `/_emulator/stats` reports what it served, for
+    benchmarks that run it in another process.
 
     Use `async with Emulator() as emulator:` and point a client at `emulator.url`, or
     mount `emulator.app()` in a test server.
@@ -127,6 +137,14 @@ class Emulator:
         self._arrivals = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.token_lifetime = 12 * 3600.0
+        self.clock: Callable[[], float] = time.time
+        """Seconds since the epoch, for issuing tokens and checking JWT times."""
+        self.oauth_tokens: set[str] = set()
+        self.issued_tokens: list[str] = []
+        self.exchanges: list[str] = []
+        """How each issued token was had: "jwt", "oauth" or "metadata"."""
+        self._service_account_keys: dict[str, tuple[str, rsa.RSAPublicKey]] = {}
         for cluster, backups in synthetic_clusters(
             clusters,
             seed=seed,
@@ -174,6 +192,18 @@ class Emulator:
         """How many backups the cluster has."""
         return len(self._backups[cluster_id])
 
+    def add_service_account_key(
+        self, key_id: str, service_account_id: str, public_key: rsa.RSAPublicKey
+    ) -> None:
+        """Accept JWTs signed by this key's private half, for this service account."""
+        self._service_account_keys[key_id] = (service_account_id, public_key)
+
+    def revoke(self, token: str) -> None:
+        """Refuse `token` from now on (as if it had expired); others stay accepted."""
+        if self.tokens is None:
+            self.tokens = set(self.issued_tokens)
+        self.tokens.discard(token)
+
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each matching request takes the first one still in the queue."""
         self._faults.extend(faults)
@@ -206,6 +236,8 @@ class Emulator:
         app.router.add_get(f"{API_PREFIX}/backups", self._list_folder_backups)
         app.router.add_get(f"{API_PREFIX}/backups/{{backup_id}}", self._get_backup)
         app.router.add_get("/_emulator/stats", self._stats)
+        app.router.add_post(IAM_TOKENS_PATH, self._exchange_token)
+        app.router.add_get(METADATA_TOKEN_PATH, self._metadata_token)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -278,7 +310,8 @@ class Emulator:
             if fault is not None and fault.status is not None:
                 return self._serve_fault(fault, fault.status, request_id)
             try:
-                self._authenticate(request)
+                if not request.path.startswith((IAM_TOKENS_PATH, "/computeMetadata/")):
+                    self._authenticate(request)
                 response = await handler(request)
             except ApiFailure as failure:
                 response = _status_response(failure.status, failure.message, request_id)
@@ -353,6 +386,87 @@ class Emulator:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.Response(body=wire.dumps(self.stats()), content_type="application/json")
+
+    async def _exchange_token(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiFailure(400, "the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise ApiFailure(400, "the body must be a JSON object")
+        if "jwt" in body:
+            self._verify_jwt(body["jwt"])
+            kind = "jwt"
+        elif "yandexPassportOauthToken" in body:
+            if body["yandexPassportOauthToken"] not in self.oauth_tokens:
+                raise ApiFailure(401, "The OAuth token is invalid or has expired")
+            kind = "oauth"
+        else:
+            raise ApiFailure(400, "one of jwt or yandexPassportOauthToken is required")
+        token, expires = self._issue(kind)
+        answer = {"iamToken": token, "expiresAt": wire.format_timestamp(expires)}
+        return web.Response(body=wire.dumps(answer), content_type="application/json")
+
+    async def _metadata_token(self, request: web.Request) -> web.Response:
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        token, _ = self._issue("metadata")
+        answer = {
+            "access_token": token,
+            "expires_in": int(self.token_lifetime),
+            "token_type": "Bearer",
+        }
+        return web.Response(body=wire.dumps(answer), content_type="application/json")
+
+    def _issue(self, kind: str) -> tuple[str, datetime]:
+        token = f"t1.emulator.{secrets.token_urlsafe(24)}"
+        self.issued_tokens.append(token)
+        self.exchanges.append(kind)
+        if self.tokens is not None:
+            self.tokens.add(token)
+        expires = datetime.fromtimestamp(self.clock() + self.token_lifetime).astimezone()
+        return token, expires
+
+    def _verify_jwt(self, token: object) -> None:
+        """Check a JWT as the IAM service does: header, signature, claims, lifetime."""
+        if not isinstance(token, str):
+            raise ApiFailure(400, "jwt must be a string")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise ApiFailure(401, "The JWT is malformed") from None
+        if header.get("alg") != "PS256":
+            raise ApiFailure(401, "The JWT must be signed with PS256")
+        known = self._service_account_keys.get(str(header.get("kid")))
+        if known is None:
+            raise ApiFailure(401, "The JWT's key id is unknown")
+        service_account_id, public_key = known
+        try:
+            claims = jwt.decode(
+                token,
+                public_key,
+                algorithms=["PS256"],
+                audience=JWT_AUDIENCE,
+                issuer=service_account_id,
+                options={
+                    "require": ["iss", "aud", "iat", "exp"],
+                    "verify_exp": False,  # checked below, against self.clock
+                    "verify_iat": False,
+                },
+            )
+        except jwt.PyJWTError as exc:
+            raise ApiFailure(401, f"The JWT is invalid: {exc}") from None
+        now, leeway = self.clock(), 30
+        if not isinstance(claims["iat"], int | float) or not isinstance(
+            claims["exp"], int | float
+        ):
+            raise ApiFailure(401, "The JWT's iat and exp must be numbers")
+        if claims["iat"] > now + leeway:
+            raise ApiFailure(401, "The JWT was issued in the future")
+        if claims["exp"] < now - leeway:
+            raise ApiFailure(401, "The JWT has expired")
+        if claims["exp"] - claims["iat"] > JWT_LIFETIME:
+            raise ApiFailure(401, "The JWT may live at most one hour")
 
     def _folder(self, folder_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The folder's clusters and all their backups, encoded; cached until a change."""
