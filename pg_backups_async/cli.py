@@ -18,7 +18,7 @@ from typing import Any, Generic, TextIO, TypeVar
 import attrs
 import orjson
 
-from .auth import IamToken
+from .auth import IAM_ENDPOINT, Credentials, IamToken, ServiceAccountKey, credentials_from_env
 from .client import BackupsClient
 from .errors import ApiError
 from .inventory import DEFAULT_STALE_AFTER
@@ -286,6 +286,15 @@ def _parser() -> argparse.ArgumentParser:
         help="IAM token (prefer the YC_IAM_TOKEN environment variable: "
         "arguments are visible to other users of the machine)",
     )
+    connection.add_argument(
+        "--service-account-key",
+        default=None,
+        metavar="FILE",
+        help="a service account's authorized key file (or $YC_SERVICE_ACCOUNT_KEY_FILE)",
+    )
+    connection.add_argument(
+        "--iam-endpoint", default=IAM_ENDPOINT, help=f"IAM token exchange (default {IAM_ENDPOINT})"
+    )
     checking = argparse.ArgumentParser(add_help=False)
     checking.add_argument("--concurrency", type=int, default=16, metavar="N")
     checking.add_argument(
@@ -327,14 +336,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _credentials(args: argparse.Namespace) -> Credentials:
+    if args.iam_token:
+        return IamToken(args.iam_token)
+    if args.service_account_key:
+        return ServiceAccountKey.from_file(
+            args.service_account_key, iam_endpoint=args.iam_endpoint
+        )
+    return credentials_from_env(iam_endpoint=args.iam_endpoint)
+
+
 def _client(args: argparse.Namespace) -> BackupsClient:
-    token = args.iam_token or os.environ.get("YC_IAM_TOKEN")
-    if not token:
-        raise UsageError("no IAM token: pass --iam-token or set YC_IAM_TOKEN")
+    credentials = _credentials(args)
     endpoint = args.endpoint or os.environ.get("YC_ENDPOINT") or API_ENDPOINT
     if "://" not in endpoint:
         endpoint = f"https://{endpoint}"
-    return BackupsClient(IamToken(token), endpoint=endpoint)
+    return BackupsClient(credentials, endpoint=endpoint)
 
 
 async def _list(args: argparse.Namespace, out: TextIO) -> int:

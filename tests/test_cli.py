@@ -101,7 +101,7 @@ def test_max_items(served: tuple[str, list[str]]) -> None:
         (("list", "c9qnosuchcluster0000"), SECRET, 2, "NotFoundError: HTTP 404 NOT_FOUND"),
         (("list", "../etc"), SECRET, 2, "cluster_id '../etc' contains '/'"),
         (("list", "c9q", "--page-size", "0"), SECRET, 2, "page_size must be between 1 and 1000"),
-        (("list", "c9q"), None, 2, "no IAM token"),
+        (("list", "c9q"), None, 2, "no credentials: set one of YC_IAM_TOKEN"),
         (("list", "c9q"), "two words", 2, "IAM token contains whitespace"),
     ],
 )

@@ -290,8 +290,9 @@ async def test_custom_credentials_are_asked_before_each_request(emulator: Emulat
             self.issued += 1
             return f"token-{self.issued}"
 
-        def invalidate(self, token: str) -> None:
+        def invalidate(self, token: str) -> bool:
             self.invalidated.append(token)
+            return False  # a 401 is then final
 
     credentials = Rotating()
     emulator.tokens = {"token-1", "token-2"}
