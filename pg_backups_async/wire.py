@@ -60,6 +60,8 @@ def _structure_str(value: object, _: object) -> str:
 
 def _structure_int64(value: object, _: object) -> int:
     if type(value) is str:
+        if value.isdigit() and value.isascii():  # the usual case: a size in bytes
+            return int(value)
         digits = value[1:] if value[:1] == "-" else value
         if digits.isdigit() and digits.isascii():
             return int(value)
@@ -97,6 +99,14 @@ def parse_timestamp(value: object) -> datetime:
     return _structure_timestamp(value, datetime)
 
 
+def _structure_optional_timestamp(value: object, _: object) -> datetime | None:
+    return None if value is None else _structure_timestamp(value, datetime)
+
+
+def _is_optional_timestamp(cls: object) -> bool:
+    return cls == datetime | None
+
+
 def _structure_timestamp(value: object, _: object) -> datetime:
     if type(value) is str:
         try:
@@ -111,12 +121,18 @@ def _structure_timestamp(value: object, _: object) -> datetime:
     raise ValueError(f"expected an RFC 3339 timestamp, got {_describe(value)}")
 
 
-def _enum_hook(cls: type[_E]) -> Callable[[object, object], _E]:
+def _enum_lookup(cls: type[_E]) -> dict[object, _E]:
+    """Wire value -> member, for every value this version knows."""
     unspecified: _E = cls["UNSPECIFIED"]
-    unknown: _E = cls["UNKNOWN"]
-    lookup: dict[object, _E] = {m.value: m for m in cls if m is not unknown}
+    lookup: dict[object, _E] = {m.value: m for m in cls if m.name != "UNKNOWN"}
     lookup[0] = unspecified  # proto3 enums may be sent as numbers; 0 is always the zero value
     lookup[None] = unspecified
+    return lookup
+
+
+def _enum_hook(cls: type[_E]) -> Callable[[object, object], _E]:
+    unknown: _E = cls["UNKNOWN"]
+    lookup = _enum_lookup(cls)
 
     def structure(value: object, _: object) -> _E:
         try:
@@ -168,19 +184,82 @@ def _renames(cls: type[Any]) -> dict[str, Any]:
     return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
 
 
-def _make_converter() -> cattrs.Converter:
+def _resource_hook(
+    cls: type[Any], conv: cattrs.Converter, *, inline: bool
+) -> Callable[[Any, Any], Any]:
+    """A structuring hook for one resource class, generated for speed.
+
+    Like cattrs' own generated hooks, it calls the converter's hook for each field; it
+    differs in three ways that halve the cost per resource: one dict lookup per key,
+    the common case inlined (a string already a string, a known enum value, digits, a
+    UTC timestamp), and the instance built from positional arguments rather than a dict
+    of keywords. Anything else goes to the field's full hook, and an exception from
+    the inlined parse reaches `_explain` as the full hook's would: behaviour and errors
+    are the same. `inline=False` calls the full hook for every field: the reference
+    the tests hold the fast path to.
+    """
+    namespace: dict[str, Any] = {"__cl": cls}
+    lines = ["def structure(o, _):"]
+    arguments = []
+    for index, field in enumerate(attrs.fields(cls)):
+        key, var = camel(field.name), f"v{index}"
+        namespace[f"h{index}"] = conv.get_structure_hook(field.type)
+        namespace[f"t{index}"] = field.type
+        full = f"h{index}({var}, t{index})"
+        if field.default is attrs.NOTHING:
+            lines.append(f"  {var} = o[{key!r}]")
+            absent = None
+        else:
+            lines.append(f"  {var} = o.get({key!r})")
+            if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+                namespace[f"f{index}"] = field.default.factory
+                absent = f"f{index}()"
+            else:
+                namespace[f"d{index}"] = field.default
+                absent = f"d{index}"
+        if not inline:
+            value = full
+        elif field.type is str:
+            value = f"{var} if type({var}) is str else {full}"
+        elif field.type is int:
+            digits = f"type({var}) is str and {var}.isascii() and {var}.isdigit()"
+            value = f"int({var}) if {digits} else {full}"
+        elif field.type in (datetime, datetime | None):
+            namespace.update(fromisoformat=datetime.fromisoformat, UTC=UTC)
+            lines.append(f"  r{index} = fromisoformat({var}) if type({var}) is str else None")
+            value = f"r{index} if r{index} is not None and r{index}.tzinfo is UTC else {full}"
+        elif isinstance(field.type, type) and issubclass(field.type, enum.Enum):
+            namespace[f"l{index}"] = _enum_lookup(field.type)
+            lines.append(f"  r{index} = l{index}.get({var}) if type({var}) is str else None")
+            value = f"r{index} if r{index} is not None else {full}"
+        else:
+            value = full
+        if absent is not None:
+            value = f"{absent} if {var} is None else ({value})"
+        lines.append(f"  {var} = {value}")
+        arguments.append(var)
+    lines.append(f"  return __cl({', '.join(arguments)})")
+    exec(compile("\n".join(lines), f"<wire structure {cls.__name__}>", "exec"), namespace)  # noqa: S102
+    hook: Callable[[Any, Any], Any] = namespace["structure"]
+    return hook
+
+
+def _make_converter(*, inline: bool = True) -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False)
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(int, _structure_int64)
     conv.register_structure_hook(datetime, _structure_timestamp)
+    conv.register_structure_hook_func(_is_optional_timestamp, _structure_optional_timestamp)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook_func(_is_labels, _structure_labels)
     for enum_cls in _ENUMS:
         conv.register_structure_hook(enum_cls, _enum_hook(enum_cls))
     for resource_cls in _RESOURCES:
+        # No object check needed: `o.get` and `o["id"]` fail on anything else.
         attrs.resolve_types(resource_cls)
-        hook = make_dict_structure_fn(resource_cls, conv, **_renames(resource_cls))
-        conv.register_structure_hook(resource_cls, _require_object(hook))
+        conv.register_structure_hook(
+            resource_cls, _resource_hook(resource_cls, conv, inline=inline)
+        )
     for page_cls, (items_key, item_cls) in _PAGES.items():
         overrides: dict[str, Any] = {
             items_key: override(
@@ -209,6 +288,7 @@ _PAGES: dict[type[Any], tuple[str, type[Any]]] = {
 }
 
 _converter = _make_converter()
+_reference = _make_converter(inline=False)
 
 
 def _explain_resource(obj: object, cls: type[Any], path: str) -> ResponseFormatError | None:
@@ -265,10 +345,13 @@ def loads(body: bytes) -> Any:
         raise ResponseFormatError(f"expected a JSON body, got {kind}", field="$") from None
 
 
-def structure(obj: object, cls: type[_T]) -> _T:
-    """Structure decoded JSON into `cls`, or raise `ResponseFormatError` naming the field."""
+def structure(obj: object, cls: type[_T], *, fast: bool = True) -> _T:
+    """Structure decoded JSON into `cls`, or raise `ResponseFormatError` naming the field.
+
+    `fast=False` skips the inlined fast paths: slower, and by design the same result.
+    """
     try:
-        return _converter.structure(obj, cls)
+        return (_converter if fast else _reference).structure(obj, cls)
     except Exception:  # noqa: BLE001 - the explanation says what was wrong
         raise _explain(obj, cls) from None
 
