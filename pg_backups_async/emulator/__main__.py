@@ -21,6 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backups-per-cluster", type=int, default=None, metavar="N")
     parser.add_argument("--seed", type=int, default=0, help="seed for the synthetic data")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    parser.add_argument(
+        "--listing-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="repeat each cluster's backups to N in its listing (for benchmarks)",
+    )
     return parser
 
 
@@ -30,6 +37,7 @@ async def _serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         backups_per_cluster=args.backups_per_cluster,
         latency=args.latency,
+        listing_size=args.listing_size,
     )
     async with emulator:
         print(f"emulator serving on {emulator.url}", flush=True)

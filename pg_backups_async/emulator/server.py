@@ -102,6 +102,8 @@ class Emulator:
     ago), reproducible from `seed` and `anchor` (an hour after the newest backups
     started; default this hour). `latency` delays every answer, in seconds; `tokens`,
     when given, are the only IAM tokens accepted (tokens it issues itself are added).
+    `listing_size` makes every cluster's listing repeat its backups to that many, so a
+    benchmark can stream millions without the emulator holding them.
 
     It also plays the IAM token exchange (`POST /iam/v1/tokens`: a JWT signed by a key
     given to `add_service_account_key`, verified in full, or an OAuth token in
@@ -123,8 +125,10 @@ class Emulator:
         anchor: datetime | None = None,
         latency: float = 0.0,
         tokens: Iterable[str] | None = None,
+        listing_size: int | None = None,
     ) -> None:
         self.latency = latency
+        self.listing_size = listing_size
         self.tokens: set[str] | None = set(tokens) if tokens is not None else None
         self.clusters: dict[str, Cluster] = {}
         self._backups: dict[str, list[dict[str, Any]]] = {}
@@ -361,6 +365,10 @@ class Emulator:
         backups = self._backups.get(cluster_id)
         if backups is None:
             raise ApiFailure(404, f"Cluster {cluster_id} not found")
+        if self.listing_size is not None and backups:
+            end = min(offset + page_size, self.listing_size)
+            window = [backups[i % len(backups)] for i in range(offset, end)]
+            return _page("backups", window, 0, page_size, more=end < self.listing_size, end=end)
         return _page("backups", backups, offset, page_size)
 
     async def _list_clusters(self, request: web.Request) -> web.Response:
@@ -482,13 +490,21 @@ def _paging(request: web.Request) -> tuple[int, int]:
     return _page_size(request.query.get("pageSize")), _page_offset(request.query.get("pageToken"))
 
 
-def _page(key: str, items: list[dict[str, Any]], offset: int, page_size: int) -> web.Response:
-    end = offset + page_size
+def _page(
+    key: str,
+    items: list[dict[str, Any]],
+    offset: int,
+    page_size: int,
+    *,
+    more: bool | None = None,
+    end: int | None = None,
+) -> web.Response:
+    stop = offset + page_size
     body: dict[str, Any] = {}
-    if items[offset:end]:
-        body[key] = items[offset:end]
-    if end < len(items):
-        body["nextPageToken"] = _token_for(end)
+    if items[offset:stop]:
+        body[key] = items[offset:stop]
+    if more if more is not None else stop < len(items):
+        body["nextPageToken"] = _token_for(end if end is not None else stop)
     return web.Response(body=wire.dumps(body), content_type="application/json")
 
 
