@@ -32,7 +32,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks (not tests: they print figures, they assert nothing)."""
-    session.install("-e", ".")
-    session.run("python", "benchmarks/prefetch.py")
-    session.run("python", "benchmarks/fanout.py")
+    """Run the benchmarks: figures beside baselines from the same run; they assert nothing.
+
+    pydantic and msgspec are installed here only, as the peers `cpu.py` measures.
+    """
+    session.install("-e", ".", "pydantic>=2", "msgspec")
+    for script in ("prefetch.py", "fanout.py", "cpu.py", "memory.py"):
+        session.run("python", f"benchmarks/{script}")

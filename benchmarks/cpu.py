@@ -1,0 +1,225 @@
+"""CPU per backup: this client against the aiohttp + orjson floor and two peers, same run.
+
+Pages of 1000 backups at zero latency from the emulator (its own process). For each
+path, client process CPU time per backup (median of several rounds):
+  floor     aiohttp GET + read + orjson.loads, nothing else
+  client    BackupsClient.get_backups_page end to end (retries, ids, token, parse)
+  aiohttp + our parser   the floor's requests, parsed by this client's parser
+  pydantic  aiohttp + pydantic v2 models equivalent to ours (model_validate_json)
+  msgspec   aiohttp + msgspec Structs equivalent to ours (json.decode, strict=False)
+and the structuring step alone, from decoded JSON and from bytes, without HTTP.
+Peers' enums are strict here (the data holds no unknown values); ours map unknown
+values to UNKNOWN.
+
+    python benchmarks/cpu.py [--requests 40] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import msgspec
+import orjson
+import pydantic
+from common import emulator_process, write_result
+from pydantic.alias_generators import to_camel
+
+import pg_backups_async as pba
+from pg_backups_async import wire
+from pg_backups_async.models import BackupMethod, BackupStatus, BackupType
+
+PAGE_SIZE = 1000
+
+
+class PBackup(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, alias_generator=to_camel, extra="ignore")
+    id: str
+    folder_id: str = ""
+    created_at: datetime | None = None
+    source_cluster_id: str = ""
+    started_at: datetime | None = None
+    size: int = 0
+    type: BackupType = BackupType.UNSPECIFIED
+    method: BackupMethod = BackupMethod.UNSPECIFIED
+    journal_size: int = 0
+    status: BackupStatus = BackupStatus.UNSPECIFIED
+    retention_policy_id: str = ""
+    retention_policy_name: str = ""
+    retain_until: datetime | None = None
+
+
+class PPage(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(frozen=True, alias_generator=to_camel, extra="ignore")
+    backups: tuple[PBackup, ...] = ()
+    next_page_token: str | None = None
+
+
+class MBackup(msgspec.Struct, frozen=True, rename="camel"):
+    id: str
+    folder_id: str = ""
+    created_at: datetime | None = None
+    source_cluster_id: str = ""
+    started_at: datetime | None = None
+    size: int = 0
+    type: BackupType = BackupType.UNSPECIFIED
+    method: BackupMethod = BackupMethod.UNSPECIFIED
+    journal_size: int = 0
+    status: BackupStatus = BackupStatus.UNSPECIFIED
+    retention_policy_id: str = ""
+    retention_policy_name: str = ""
+    retain_until: datetime | None = None
+
+
+class MPage(msgspec.Struct, frozen=True, rename="camel"):
+    backups: tuple[MBackup, ...] = ()
+    next_page_token: str | None = None
+
+
+def cpu_per_backup(run: Callable[[], Any], count: int) -> float:
+    """Microseconds of this process's CPU per backup for `run()` over `count` backups."""
+    started = time.process_time()
+    run()
+    return (time.process_time() - started) / count * 1e6
+
+
+async def http_paths(
+    url: str, cluster: str, requests: int
+) -> dict[str, Callable[[], Awaitable[int]]]:
+    page_url = f"{url}/managed-postgresql/v1/clusters/{cluster}/backups?pageSize={PAGE_SIZE}"
+    headers = {"Authorization": "Bearer bench"}
+    session = aiohttp.ClientSession()
+    client = pba.BackupsClient(pba.IamToken("bench"), endpoint=url)
+    await client.__aenter__()
+
+    async def raw(decode: Callable[[bytes], Any]) -> int:
+        count = 0
+        for _ in range(requests):
+            async with session.get(page_url, headers=headers) as response:
+                page = decode(await response.read())
+            count += PAGE_SIZE
+            assert page is not None
+        return count
+
+    async def ours() -> int:
+        for _ in range(requests):
+            page = await client.get_backups_page(cluster, page_size=PAGE_SIZE)
+            assert len(page.backups) == PAGE_SIZE
+        return requests * PAGE_SIZE
+
+    decoder = msgspec.json.Decoder(MPage, strict=False)
+    paths = {
+        "floor": lambda: raw(orjson.loads),
+        "client": ours,
+        "aiohttp + our parser": lambda: raw(wire.parse_backups_page),
+        "pydantic": lambda: raw(PPage.model_validate_json),
+        "msgspec": lambda: raw(decoder.decode),
+    }
+    paths["_close"] = lambda: _close(session, client)  # type: ignore[assignment]
+    return paths
+
+
+async def _close(session: aiohttp.ClientSession, client: pba.BackupsClient) -> int:
+    await session.close()
+    await client.aclose()
+    return 0
+
+
+async def measure_http(url: str, cluster: str, args: argparse.Namespace) -> dict[str, list[float]]:
+    paths = await http_paths(url, cluster, args.requests)
+    close = paths.pop("_close")
+    for run in paths.values():  # warm up every path: connections, caches, lazy imports
+        await run()
+    results: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(args.rounds):
+        for name, run in paths.items():
+            started = time.process_time()
+            count = await run()
+            results[name].append((time.process_time() - started) / count * 1e6)
+    await close()
+    return results
+
+
+def measure_structuring(body: bytes, rounds: int) -> dict[str, list[float]]:
+    decoded = orjson.loads(body)
+    count = len(decoded["backups"])
+    decoder = msgspec.json.Decoder(MPage, strict=False)
+    paths: dict[str, Callable[[], Any]] = {
+        "orjson.loads": lambda: orjson.loads(body),
+        "ours, from bytes": lambda: wire.parse_backups_page(body),
+        "ours, structuring only": lambda: wire.structure(decoded, pba.BackupsPage),
+        "pydantic, from bytes": lambda: PPage.model_validate_json(body),
+        "pydantic, from decoded": lambda: PPage.model_validate(decoded),
+        "msgspec, from bytes": lambda: decoder.decode(body),
+        "msgspec, from decoded": lambda: msgspec.convert(decoded, MPage, strict=False),
+    }
+    results: dict[str, list[float]] = {name: [] for name in paths}
+    for run in paths.values():
+        run()
+    for _ in range(rounds):
+        for name, run in paths.items():
+            results[name].append(
+                cpu_per_backup(lambda run=run: [run() for _ in range(10)], count * 10)
+            )
+    return results
+
+
+async def fetch_body(url: str, cluster: str) -> bytes:
+    page_url = f"{url}/managed-postgresql/v1/clusters/{cluster}/backups?pageSize={PAGE_SIZE}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(page_url, headers={"Authorization": "Bearer bench"}) as response,
+    ):
+        return await response.read()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    with emulator_process("--clusters", "1", "--backups-per-cluster", str(PAGE_SIZE)) as (
+        url,
+        ids,
+    ):
+        http = asyncio.run(measure_http(url, ids[0], args))
+        body = asyncio.run(fetch_body(url, ids[0]))
+    alone = measure_structuring(body, args.rounds)
+    floor = statistics.median(http["floor"])
+    print(
+        f"pages of {PAGE_SIZE} backups ({len(body) / PAGE_SIZE:.0f} bytes each), zero latency, "
+        f"median of {args.rounds} rounds of {args.requests} requests"
+    )
+    print(f"{'end to end (HTTP + JSON + models)':36} {'us/backup':>10} {'vs floor':>9}")
+    for name, values in http.items():
+        value = statistics.median(values)
+        print(f"{name:36} {value:10.2f} {value / floor:8.2f}x")
+    print(f"\n{'without HTTP':36} {'us/backup':>10} {'vs orjson':>9}")
+    loads = statistics.median(alone["orjson.loads"])
+    for name, values in alone.items():
+        value = statistics.median(values)
+        print(f"{name:36} {value:10.2f} {value / loads:8.2f}x")
+    path = write_result(
+        "cpu",
+        {
+            "page_size": PAGE_SIZE,
+            "bytes_per_backup": len(body) / PAGE_SIZE,
+            "end_to_end_us_per_backup": {k: statistics.median(v) for k, v in http.items()},
+            "structuring_us_per_backup": {k: statistics.median(v) for k, v in alone.items()},
+            "client_vs_floor": statistics.median(http["client"]) / floor,
+            "client_vs_pydantic": statistics.median(http["client"])
+            / statistics.median(http["pydantic"]),
+            "rounds": {"http": http, "structuring": alone},
+        },
+    )
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
