@@ -137,3 +137,17 @@ def test_serves_from_the_command_line() -> None:
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+async def test_listing_size_repeats_the_backups() -> None:
+    async with Emulator(
+        anchor=ANCHOR, clusters=2, backups_per_cluster=7, listing_size=2500
+    ) as emu:
+        import pg_backups_async as pba
+
+        async with pba.BackupsClient(pba.IamToken("t"), endpoint=emu.url) as client:
+            listed = [b async for b in client.list_backups(emu.cluster_ids[0], page_size=1000)]
+        assert len(listed) == 2500
+        assert listed[:7] == emu.backups(emu.cluster_ids[0])
+        assert listed[7:14] == listed[:7]
+        assert len(emu.requests) == 3
