@@ -17,6 +17,7 @@ from .auth import Credentials, credentials_from_env
 from .errors import NetworkError, ResponseFormatError, UnauthenticatedError
 from .fanout import FanOut
 from .inventory import DEFAULT_STALE_AFTER, summarize
+from .limits import RateLimiter, RetryBudget
 from .models import Backup, BackupsPage, Cluster, ClusterInventory, ClustersPage
 from .paging import PageStream
 from .retry import RetryPolicy, with_retries
@@ -44,8 +45,10 @@ class BackupsClient:
     `credentials` gives the IAM token for each request (default: `credentials_from_env()`);
     `endpoint` is the API's base
     URL (`http://` only for loopback hosts, such as the emulator); `retry` says how
-    failed requests are repeated; `timeout` bounds each attempt, in seconds or as an
-    `aiohttp.ClientTimeout`; `connection_limit` caps the pool of connections.
+    failed requests are repeated; `timeout` bounds each attempt, in seconds (connecting,
+    each read, and the whole) or as an `aiohttp.ClientTimeout`; `connection_limit` caps
+    the pool of connections; `requests_per_second` spaces every request, retries
+    included; an answer over `max_response_bytes` (after decompression) is refused.
     """
 
     def __init__(
@@ -56,6 +59,8 @@ class BackupsClient:
         retry: RetryPolicy | None = None,
         timeout: float | aiohttp.ClientTimeout = 30.0,
         connection_limit: int = 100,
+        requests_per_second: float | None = None,
+        max_response_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         # connection_limit also caps a fan-out: beyond it, requests wait for a connection.
         if credentials is None:
@@ -79,7 +84,16 @@ class BackupsClient:
         self._session: aiohttp.ClientSession | None = None
         self._state = "new"
         self._streams: weakref.WeakSet[PageStream[Any, Any] | FanOut] = weakref.WeakSet()
-        self._send_with_retries = with_retries(self._retry, self._attempt)
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
+            raise TypeError("max_response_bytes must be an int")
+        if max_response_bytes < 1:
+            raise ValueError(f"max_response_bytes must be positive, got {max_response_bytes}")
+        self._max_response_bytes = max_response_bytes
+        self.rate_limiter = RateLimiter(requests_per_second) if requests_per_second else None
+        self.retry_budget = (
+            RetryBudget(self._retry.budget) if self._retry.budget is not None else None
+        )
+        self._send_with_retries = with_retries(self._retry, self._attempt, self.retry_budget)
 
     @property
     def endpoint(self) -> str:
@@ -357,14 +371,16 @@ class BackupsClient:
     async def _attempt(self, request: protocol.Request, parse: Callable[[bytes], _T]) -> _T:
         """One GET: a 2xx answer's body parsed, or the `ApiError` for anything else."""
         session = self._require_open()
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
         token = await self._credentials.token()
         client_request_id = str(uuid.uuid4())
         url = self._base_url.with_path(request.path, encoded=True).with_query(request.query)
         headers = {"Authorization": f"Bearer {token}", "x-client-request-id": client_request_id}
         try:
             async with session.get(url, headers=headers, allow_redirects=False) as response:
-                body = await response.read()
                 status, response_headers = response.status, response.headers
+                body = await self._read(response, client_request_id)
         except aiohttp.ClientResponseError as exc:
             # Its repr carries the request's headers, token included: never chain it.
             raise NetworkError(
@@ -390,6 +406,29 @@ class BackupsClient:
         if isinstance(error, UnauthenticatedError):
             error._token_refreshable = self._credentials.invalidate(token)
         raise error
+
+    async def _read(self, response: aiohttp.ClientResponse, client_request_id: str) -> bytes:
+        """The body, or `ResponseFormatError` once it passes `max_response_bytes`."""
+        cap = self._max_response_bytes
+        length = response.content_length
+        if length is not None and "Content-Encoding" not in response.headers:
+            if length <= cap:
+                return await response.read()
+        else:
+            chunks, total = [], 0
+            async for chunk in response.content.iter_chunked(1 << 16):
+                total += len(chunk)
+                if total > cap:
+                    break
+                chunks.append(chunk)
+            else:
+                return b"".join(chunks)
+        raise ResponseFormatError(
+            f"the answer is over the {cap:,}-byte cap on responses (max_response_bytes)",
+            http_status=response.status,
+            request_id=response.headers.get("x-request-id"),
+            client_request_id=client_request_id,
+        )
 
 
 def _check_concurrency(concurrency: int) -> None:

@@ -11,6 +11,7 @@ import attrs
 import backoff
 
 from .errors import ApiError
+from .limits import RetryBudget
 
 log = logging.getLogger("pg_backups_async")
 log.addHandler(logging.NullHandler())
@@ -36,7 +37,10 @@ class RetryPolicy:
     Retried: HTTP 429, 500, 502, 503, 504 and failed connections, with exponential
     backoff and full jitter (a wait drawn from 0 to `base_delay * 2**n`, at most
     `max_delay`). A `Retry-After` header is honoured, clamped to `max_retry_after`.
-    At most `max_attempts` attempts within `max_time` seconds in all.
+    At most `max_attempts` attempts within `max_time` seconds in all. A client's
+    retries draw on one `budget` of tokens (a retry costs 5, or 10 after a timeout or
+    reset; a success earns 1 back, or 5 after retries); when it runs dry, failures are
+    raised at once. `budget=None` turns the budget off.
     """
 
     max_attempts: int = attrs.field(default=5, validator=_attempts)
@@ -44,6 +48,14 @@ class RetryPolicy:
     base_delay: float = attrs.field(default=0.5, validator=_positive)
     max_delay: float = attrs.field(default=20.0, validator=_positive)
     max_retry_after: float = attrs.field(default=30.0, validator=_positive)
+    budget: int | None = attrs.field(default=500)
+
+    @budget.validator
+    def _check_budget(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"budget must be an int or None, got {value!r}")
+        if value is not None and value < 1:
+            raise ValueError(f"budget must be at least 1, got {value}")
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
@@ -69,7 +81,8 @@ def _waits(policy: RetryPolicy) -> Generator[float, BaseException | None, None]:
 def _describe(details: Any) -> str:
     error: ApiError = details["exception"]
     status = error.http_status if error.http_status is not None else "no answer"
-    return f"status {status}, client request id {error.client_request_id}: {error.message}"
+    server = f", request id {error.request_id}" if error.request_id else ""
+    return f"status {status}, client request id {error.client_request_id}{server}: {error.message}"
 
 
 def _log_retry(details: Any) -> None:
@@ -91,20 +104,44 @@ def _not_retryable(error: Exception) -> bool:
 
 
 def with_retries(
-    policy: RetryPolicy, attempt: Callable[_P, Awaitable[_R]]
+    policy: RetryPolicy, attempt: Callable[_P, Awaitable[_R]], budget: RetryBudget | None = None
 ) -> Callable[_P, Awaitable[_R]]:
-    """`attempt` wrapped to be repeated as `policy` says. Cancellation is never retried."""
+    """`attempt` wrapped to be repeated as `policy` says, paying for retries from `budget`.
+
+    Cancellation is never retried.
+    """
     if policy.max_attempts == 1:
         return attempt
+
+    def give_up(error: Exception) -> bool:
+        if _not_retryable(error):
+            return True
+        if budget is not None and not budget.acquire(error):  # type: ignore[arg-type]
+            log.warning(
+                "retry budget exhausted: not retrying (%s)", _describe({"exception": error})
+            )
+            return True
+        return False
+
+    def gave_up(details: Any) -> None:
+        if budget is not None:
+            budget.unused(details["exception"])  # paid for a retry that will not happen
+        _log_giveup(details)
+
+    def succeeded(details: Any) -> None:
+        if budget is not None:
+            budget.succeeded(retried=details["tries"] > 1)
+
     retrying: Callable[_P, Awaitable[_R]] = backoff.on_exception(
         lambda: _waits(policy),
         ApiError,
         max_tries=policy.max_attempts,
         max_time=policy.max_time,
         jitter=None,
-        giveup=_not_retryable,
+        giveup=give_up,
         on_backoff=_log_retry,
-        on_giveup=_log_giveup,
+        on_giveup=gave_up,
+        on_success=succeeded,
         logger=None,
     )(attempt)
     return retrying
