@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import random
 import secrets
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -58,12 +59,15 @@ class Fault:
 
     `status` with a `google.rpc.Status` body (or `body` as given), `retry_after` as the
     header's text, extra `headers`; or `drop` to close the connection without answering;
-    or `status=None` for the real answer. `delay` seconds pass first. `cluster_id`
-    limits it to that cluster's requests.
+    or `status=None` for the real answer, whole, or cut off half way through its body
+    (`truncate`), or stalled there until the client gives up (`stall`). `delay` seconds
+    pass first. `cluster_id` limits it to that cluster's requests.
     """
 
     status: int | None = 503
     delay: float = 0.0
+    truncate: bool = False
+    stall: bool = False
     body: bytes | None = None
     retry_after: str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -83,6 +87,8 @@ class RecordedRequest:
     headers: Mapping[str, str]
     peer: tuple[str, int] | None
     """The client's address and port: one per connection."""
+    fault: str | None = None
+    """The kind of fault it met, if any."""
 
 
 class ApiFailure(Exception):
@@ -103,7 +109,9 @@ class Emulator:
     started; default this hour). `latency` delays every answer, in seconds; `tokens`,
     when given, are the only IAM tokens accepted (tokens it issues itself are added).
     `listing_size` makes every cluster's listing repeat its backups to that many, so a
-    benchmark can stream millions without the emulator holding them.
+    benchmark can stream millions without the emulator holding them. `fault_rate` makes
+    that share of API requests fail at random (seeded by `fault_seed`) in every way
+    `CHAOS` lists; `faults_served` counts them.
 
     It also plays the IAM token exchange (`POST /iam/v1/tokens`: a JWT signed by a key
     given to `add_service_account_key`, verified in full, or an OAuth token in
@@ -126,9 +134,16 @@ class Emulator:
         latency: float = 0.0,
         tokens: Iterable[str] | None = None,
         listing_size: int | None = None,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
     ) -> None:
         self.latency = latency
         self.listing_size = listing_size
+        self.fault_rate = fault_rate
+        self._chaos = random.Random(fault_seed)
+        self.faults_served: Counter[str] = Counter()
+        self._stalls = asyncio.Event()  # set on stop: stalled answers then end
+        """How many of each fault it served, scripted or random, by kind."""
         self.tokens: set[str] | None = set(tokens) if tokens is not None else None
         self.clusters: dict[str, Cluster] = {}
         self._backups: dict[str, list[dict[str, Any]]] = {}
@@ -267,6 +282,7 @@ class Emulator:
     async def stop(self) -> None:
         """Stop serving and close every connection."""
         runner, self._runner = self._runner, None
+        self._stalls.set()
         if runner is not None:
             await runner.cleanup()
 
@@ -296,6 +312,7 @@ class Emulator:
                 tuple(peer[:2]) if peer else None,
             )
         )
+        index = len(self.requests) - 1
         async with self._arrivals:
             self._arrivals.notify_all()
         self.in_flight += 1
@@ -304,7 +321,11 @@ class Emulator:
         try:
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
-            fault = self._take_fault(request)
+            fault = self._take_fault(request) or self._random_fault(request)
+            if fault is not None:
+                kind = _fault_kind(fault)
+                self.faults_served[kind] += 1
+                self.requests[index] = attrs.evolve(self.requests[index], fault=kind)
             if fault is not None and fault.delay > 0:
                 await asyncio.sleep(fault.delay)
             if fault is not None and fault.drop:
@@ -321,6 +342,8 @@ class Emulator:
                 response = _status_response(failure.status, failure.message, request_id)
             response.headers["x-request-id"] = request_id
             response.headers["x-server-trace-id"] = uuid.uuid4().hex
+            if fault is not None and (fault.truncate or fault.stall):
+                await _cut_off(request, response, until=self._stalls if fault.stall else None)
             return response
         finally:
             self.in_flight -= 1
@@ -334,6 +357,13 @@ class Emulator:
                     self._faults.remove(fault)
                 return fault
         return None
+
+    def _random_fault(self, request: web.Request) -> Fault | None:
+        if self.fault_rate <= 0 or not request.path.startswith(API_PREFIX):
+            return None
+        if self._chaos.random() >= self.fault_rate:
+            return None
+        return self._chaos.choice(CHAOS)
 
     def _serve_fault(self, fault: Fault, status: int, request_id: str) -> web.Response:
         if fault.body is not None:
@@ -484,6 +514,59 @@ class Emulator:
             backups = [b for c in clusters for b in self._backups[c.id]]
             cached = self._by_folder[folder_id] = ([wire.to_wire(c) for c in clusters], backups)
         return cached
+
+
+CHAOS: tuple[Fault, ...] = (
+    Fault(status=503),
+    Fault(status=502),
+    Fault(status=504),
+    Fault(status=500),
+    Fault(status=429),
+    Fault(status=429, retry_after="0"),
+    Fault(status=429, retry_after="Thu, 01 Jan 1970 00:00:00 GMT"),
+    Fault(status=429, retry_after="86400"),
+    Fault(drop=True),
+    Fault(status=None, truncate=True),
+    Fault(status=None, stall=True),
+    Fault(status=200, body=b"<html><body>Please wait while we check your browser</body></html>"),
+    Fault(status=200, body=b'{"backups": [{"id": "c9q:x", "size": "1'),
+)
+"""The faults a random request may meet: every kind a cloud API and its proxies produce."""
+
+
+def _fault_kind(fault: Fault) -> str:
+    if fault.drop:
+        return "reset before the answer"
+    if fault.stall:
+        return "stalled body"
+    if fault.truncate:
+        return "body cut off"
+    if fault.status is None:
+        return "delay"
+    if fault.status == 200:
+        return "200 that is not the JSON promised"
+    if fault.retry_after is not None:
+        return f"{fault.status} with Retry-After"
+    return str(fault.status)
+
+
+async def _cut_off(
+    request: web.Request, response: web.StreamResponse, *, until: asyncio.Event | None
+) -> None:
+    """Send the answer's headers and half its body; then close the connection, at once
+    or once `until` is set (the client gives up first)."""
+    body = b""
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        body = response.body
+    stream = web.StreamResponse(status=response.status, headers=response.headers)
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    await stream.write(body[: len(body) // 2])
+    if until is not None:
+        await until.wait()
+    if request.transport is not None:
+        request.transport.close()
+    raise asyncio.CancelledError
 
 
 def _paging(request: web.Request) -> tuple[int, int]:
