@@ -135,12 +135,11 @@ def _enum_hook(cls: type[_E]) -> Callable[[object, object], _E]:
     lookup = _enum_lookup(cls)
 
     def structure(value: object, _: object) -> _E:
-        try:
-            return lookup[value]
-        except (KeyError, TypeError):
-            if type(value) is str or type(value) is int:
-                return unknown
-            raise ValueError(f"expected an enum name, got {_describe(value)}") from None
+        kind = type(value)
+        if kind is not str and kind is not int and value is not None:
+            # bool and float compare equal to 0 and 1: never let them pass as enum numbers
+            raise ValueError(f"expected an enum name, got {_describe(value)}")
+        return lookup.get(value, unknown)
 
     return structure
 
@@ -405,7 +404,10 @@ def parse_status(body: bytes) -> tuple[int | None, str | None, str | None]:
 def format_timestamp(value: datetime) -> str:
     """RFC 3339 in UTC with `Z` and 0, 3 or 6 fraction digits, as the service prints."""
     value = value.astimezone(UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = (  # not strftime: "%Y" does not pad years before 1000 on every platform
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
     micros = value.microsecond
     if micros == 0:
         return text + "Z"

@@ -179,6 +179,8 @@ def test_empty_next_page_token_means_last_page() -> None:
         (b'{"backups": [{"id": "a", "createdAt": "2024-03-26"}]}', "backups[0].createdAt"),
         (b'{"backups": [{"id": "a", "createdAt": 1700000000}]}', "backups[0].createdAt"),
         (b'{"backups": [{"id": "a", "status": {}}]}', "backups[0].status"),
+        (b'{"backups": [{"id": "a", "method": false}]}', "backups[0].method"),  # False == 0
+        (b'{"backups": [{"id": "a", "type": 0.0}]}', "backups[0].type"),
         (b'{"backups": [{"id": 5}]}', "backups[0].id"),
         (b'{"backups": [{"id": "a", "folderId": ["f"]}]}', "backups[0].folderId"),
         (b'{"nextPageToken": 5}', "nextPageToken"),
@@ -206,6 +208,10 @@ def test_encoding_round_trips_and_omits_zero_values() -> None:
     assert encoded["createdAt"] == "2025-11-28T03:05:45.123Z"
     legacy = wire.parse_backups_page(fixture_bytes(LAST)).backups[1]
     assert "type" not in wire.backup_to_wire(legacy)
+
+
+def test_years_before_1000_are_padded() -> None:
+    assert wire.format_timestamp(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02T00:00:00Z"
 
 
 def test_sample_encoding_matches_the_service_byte_for_byte() -> None:
