@@ -19,9 +19,7 @@ def tests(session: nox.Session) -> None:
 def soak(session: nox.Session) -> None:
     """The soak test: 5,000 clusters under random faults; prints what it counted."""
     session.install("-e", ".[test]")
-    session.run(
-        "python", "-m", "pytest", "-m", "soak", "-s", "-p", "no:randomly", *session.posargs
-    )
+    session.run("python", "-m", "pytest", "-m", "soak", "-s", *session.posargs)
 
 
 @nox.session
