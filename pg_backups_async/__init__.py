@@ -28,6 +28,7 @@ from .errors import (
     UnavailableError,
 )
 from .fanout import FanOut
+from .limits import RateLimiter, RetryBudget
 from .models import (
     Backup,
     BackupMethod,
@@ -73,8 +74,10 @@ __all__ = [
     "PageIterator",
     "PageStream",
     "PermissionDeniedError",
+    "RateLimiter",
     "ResourceExhaustedError",
     "ResponseFormatError",
+    "RetryBudget",
     "RetryPolicy",
     "ServiceAccountKey",
     "UnauthenticatedError",
