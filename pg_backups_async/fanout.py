@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Self
 
 import attrs
 
 from .errors import ApiError
 from .models import Backup, ClusterBackups
+from .paging import AsyncClosing
 
 ListCluster = Callable[[str], Awaitable[tuple[Backup, ...]]]
 """Lists one cluster's backups, one request at a time."""
@@ -24,7 +24,7 @@ class _WorkerFailed:
 _WORKER_DONE = object()
 
 
-class FanOut:
+class FanOut(AsyncClosing):
     """`ClusterBackups` for each cluster id, in the order they complete.
 
     A fixed pool of `concurrency` workers takes the ids in turn; each lists one cluster
@@ -107,17 +107,6 @@ class FanOut:
             worker.cancel()
         if workers:
             await asyncio.wait(workers)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _start(self) -> None:
         self._started = True

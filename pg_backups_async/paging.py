@@ -33,13 +33,31 @@ FetchPage = Callable[[str | None, int | None], Awaitable[P]]
 """`fetch(page_token, page_size)` -> the page; None asks for the first page / default size."""
 
 
+class AsyncClosing:
+    """`async with` for anything with `aclose()`: leaving the block closes it."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 def _retrieve(task: asyncio.Task[object]) -> None:
     # Mark a failed prefetch's exception as retrieved even if nobody awaits it.
     if not task.cancelled():
         task.exception()
 
 
-class PageStream(Generic[P, T]):
+class PageStream(AsyncClosing, Generic[P, T]):
     """Items of a paged listing, fetching the next page while the caller works on this one.
 
     At most one page is fetched ahead (none with `prefetch=False`: each page is asked
@@ -92,17 +110,6 @@ class PageStream(Generic[P, T]):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<PageStream {self._name} {state}, {self._received} items received>"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __aiter__(self) -> Self:
         self._claim("items")
@@ -232,7 +239,7 @@ class PageStream(Generic[P, T]):
         return page
 
 
-class PageIterator(Generic[P]):
+class PageIterator(AsyncClosing, Generic[P]):
     """Pages of a `PageStream`; closing it closes the stream."""
 
     def __init__(self, stream: PageStream[P, Any]) -> None:
@@ -248,15 +255,4 @@ class PageIterator(Generic[P]):
 
     async def aclose(self) -> None:
         """Close the underlying stream."""
-        await self._stream.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         await self._stream.aclose()
