@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,3 +62,45 @@ async def client(emulator: Emulator) -> AsyncIterator[pba.BackupsClient]:
         pba.IamToken(TOKEN), endpoint=emulator.url, retry=FAST_RETRY
     ) as c:
         yield c
+
+
+@contextmanager
+def emulator_process(*args: str) -> Iterator[tuple[str, list[str]]]:
+    """`python -m pg_backups_async.emulator --port 0 ARGS`: its URL and cluster ids."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        url = process.stdout.readline().split()[-1]
+        clusters = []
+        for line in process.stdout:
+            if not line.startswith("  cluster "):
+                break  # the banner's closing line
+            clusters.append(line.split()[1].rstrip(":"))
+        yield url, clusters
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()
+
+
+def run_cli(
+    *args: str, token: str | None = TOKEN, folder: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`pg-backups ARGS` in a subprocess, with only the YC_ variables given here."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YC_")}
+    if token is not None:
+        env["YC_IAM_TOKEN"] = token
+    if folder is not None:
+        env["YC_FOLDER_ID"] = folder
+    return subprocess.run(
+        [sys.executable, "-m", "pg_backups_async.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import orjson
 import pytest
+
+from tests.conftest import emulator_process, run_cli
 
 SECRET = "t1.secret-token-value"
 
@@ -19,32 +19,12 @@ SECRET = "t1.secret-token-value"
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, list[str]]]:
     """An emulator process: its URL and cluster ids (250, 40, 7 and 0 backups)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().split()[-1]
-    clusters = [process.stdout.readline().split()[1].rstrip(":") for _ in range(4)]
-    yield url, clusters
-    process.terminate()
-    process.wait(timeout=10)
-    process.stdout.close()
+    with emulator_process() as served:
+        yield served
 
 
 def run(*args: str, token: str | None = SECRET) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("YC_")}
-    if token is not None:
-        env["YC_IAM_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "pg_backups_async.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, token=token)
 
 
 def test_table(served: tuple[str, list[str]]) -> None:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import aiohttp
+import attrs
 import orjson
 import pytest
 
-from pg_backups_async import wire
+from pg_backups_async import Backup, wire
 from pg_backups_async.emulator import Emulator, Fault
-from tests.conftest import ANCHOR
+from tests.conftest import ANCHOR, emulator_process
 
 AUTH = {"Authorization": "Bearer x"}
 
@@ -46,24 +45,7 @@ async def test_pages_in_the_services_encoding(emulator: Emulator) -> None:
     first = backups[1]  # only the newest can still be CREATING, without a size
     assert first["size"].isdigit()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{6})?Z", first["startedAt"])
-    assert set(first) <= {
-        wire.camel(name)
-        for name in (
-            "id",
-            "folder_id",
-            "created_at",
-            "source_cluster_id",
-            "started_at",
-            "size",
-            "type",
-            "method",
-            "journal_size",
-            "status",
-            "retention_policy_id",
-            "retention_policy_name",
-            "retain_until",
-        )
-    }
+    assert set(first) <= {wire.camel(a.name) for a in attrs.fields(Backup)}
     status, last = await _get(_backups_url(emulator, cluster, "?pageSize=100"), AUTH)
     assert "nextPageToken" not in last
 
@@ -113,30 +95,17 @@ async def test_scripted_faults_and_max_in_flight(emulator: Emulator) -> None:
 
 
 def test_serves_from_the_command_line() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0", "--clusters", "2"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.fullmatch(r"emulator serving on (http://127\.0\.0\.1:\d+)\n", line)
-        assert match, line
-        cluster = process.stdout.readline().split()[1].rstrip(":")
-        import urllib.request
+    import urllib.request
 
+    with emulator_process("--clusters", "2") as (url, clusters):
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
+        assert len(clusters) == 2
         request = urllib.request.Request(
-            f"{match[1]}/managed-postgresql/v1/clusters/{cluster}/backups?pageSize=3",
+            f"{url}/managed-postgresql/v1/clusters/{clusters[0]}/backups?pageSize=3",
             headers=AUTH,
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert len(orjson.loads(response.read())["backups"]) == 3
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 async def test_listing_size_repeats_the_backups() -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +12,7 @@ import pg_backups_async as pba
 from pg_backups_async.cli import human_age, inventory_exit_code, parse_duration
 from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator
 from pg_backups_async.inventory import summarize
-from tests.conftest import ANCHOR, TOKEN
+from tests.conftest import ANCHOR, TOKEN, emulator_process, run_cli
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 GIB = 1 << 30
@@ -179,34 +178,13 @@ def test_exit_codes() -> None:
 
 
 @pytest.fixture(scope="module")
-def served() -> object:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0", "--clusters", "12"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().split()[-1]
-    clusters = [process.stdout.readline().split()[1].rstrip(":") for _ in range(10)]
-    yield url, clusters
-    process.terminate()
-    process.wait(timeout=10)
-    process.stdout.close()
+def served() -> Iterator[tuple[str, list[str]]]:
+    with emulator_process("--clusters", "12") as served:
+        yield served
 
 
 def run(*args: str, folder: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("YC_")}
-    env["YC_IAM_TOKEN"] = TOKEN
-    if folder is not None:
-        env["YC_FOLDER_ID"] = folder
-    return subprocess.run(
-        [sys.executable, "-m", "pg_backups_async.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(*args, folder=folder)
 
 
 def test_inventory_exit_status_1_when_stale(served: tuple[str, list[str]]) -> None:
