@@ -1,42 +1,19 @@
-"""Shared by the benchmarks: an emulator in its own process, medians, result files."""
+"""Shared by the benchmarks: medians and result files. (The emulator runs in its own
+process through `pg_backups_async.emulator.emulator_process`.)"""
 
 from __future__ import annotations
 
 import json
 import platform
 import statistics
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pg_backups_async.emulator import emulator_process
+
+__all__ = ["emulator_process", "median", "write_result"]
+
 RESULTS = Path(__file__).parent / "results"
-
-
-@contextmanager
-def emulator_process(*args: str) -> Iterator[tuple[str, list[str]]]:
-    """Run `python -m pg_backups_async.emulator --port 0 ARGS`; yield its URL and clusters."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().split()[-1]
-        clusters = []
-        for line in process.stdout:
-            if not line.startswith("  cluster "):
-                break  # the banner's closing line
-            clusters.append(line.split()[1].rstrip(":"))
-        yield url, clusters
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
 
 
 def median(values: list[float]) -> float:

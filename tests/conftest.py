@@ -7,8 +7,7 @@ import gc
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,29 +61,6 @@ async def client(emulator: Emulator) -> AsyncIterator[pba.BackupsClient]:
         pba.IamToken(TOKEN), endpoint=emulator.url, retry=FAST_RETRY
     ) as c:
         yield c
-
-
-@contextmanager
-def emulator_process(*args: str) -> Iterator[tuple[str, list[str]]]:
-    """`python -m pg_backups_async.emulator --port 0 ARGS`: its URL and cluster ids."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    try:
-        url = process.stdout.readline().split()[-1]
-        clusters = []
-        for line in process.stdout:
-            if not line.startswith("  cluster "):
-                break  # the banner's closing line
-            clusters.append(line.split()[1].rstrip(":"))
-        yield url, clusters
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
 
 
 def run_cli(

@@ -4,7 +4,15 @@
 `async with Emulator() as emulator:` and point a client at `emulator.url`.
 """
 
+from .process import emulator_process
 from .seed import DEFAULT_FOLDER_ID
-from .server import Emulator, Fault, RecordedRequest
+from .server import CHAOS, Emulator, Fault, RecordedRequest
 
-__all__ = ["DEFAULT_FOLDER_ID", "Emulator", "Fault", "RecordedRequest"]
+__all__ = [
+    "CHAOS",
+    "DEFAULT_FOLDER_ID",
+    "Emulator",
+    "Fault",
+    "RecordedRequest",
+    "emulator_process",
+]
