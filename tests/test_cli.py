@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from tests.conftest import emulator_process, run_cli
+from pg_backups_async.emulator import emulator_process
+from tests.conftest import run_cli
 
 SECRET = "t1.secret-token-value"
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from pg_backups_async import Backup, wire
-from pg_backups_async.emulator import Emulator, Fault
-from tests.conftest import ANCHOR, emulator_process
+from pg_backups_async.emulator import Emulator, Fault, emulator_process
+from tests.conftest import ANCHOR
 
 AUTH = {"Authorization": "Bearer x"}
 

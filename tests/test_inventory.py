@@ -10,9 +10,9 @@ import pytest
 
 import pg_backups_async as pba
 from pg_backups_async.cli import human_age, inventory_exit_code, parse_duration
-from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator
+from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, emulator_process
 from pg_backups_async.inventory import summarize
-from tests.conftest import ANCHOR, TOKEN, emulator_process, run_cli
+from tests.conftest import ANCHOR, TOKEN, run_cli
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 GIB = 1 << 30
