@@ -43,12 +43,12 @@ class BackupsClient:
     """A session with the Managed PostgreSQL API; use it as `async with BackupsClient(...)`.
 
     `credentials` gives the IAM token for each request (default: `credentials_from_env()`);
-    `endpoint` is the API's base
-    URL (`http://` only for loopback hosts, such as the emulator); `retry` says how
-    failed requests are repeated; `timeout` bounds each attempt, in seconds (connecting,
-    each read, and the whole) or as an `aiohttp.ClientTimeout`; `connection_limit` caps
-    the pool of connections; `requests_per_second` spaces every request, retries
-    included; an answer over `max_response_bytes` (after decompression) is refused.
+    `endpoint` is the API's base URL (`http://` only for loopback hosts, such as the
+    emulator); `retry` says how failed requests are repeated; `timeout` bounds each
+    attempt as a whole, in seconds (connecting within at most 10 of them), or is an
+    `aiohttp.ClientTimeout`; `connection_limit` caps the pool of connections, and so a
+    fan-out; `requests_per_second` spaces every request, retries included; an answer
+    over `max_response_bytes` (counted after decompression) is refused.
     """
 
     def __init__(
@@ -62,7 +62,6 @@ class BackupsClient:
         requests_per_second: float | None = None,
         max_response_bytes: int = 64 * 1024 * 1024,
     ) -> None:
-        # connection_limit also caps a fan-out: beyond it, requests wait for a connection.
         if credentials is None:
             credentials = credentials_from_env()
         if not isinstance(credentials, Credentials):
@@ -89,7 +88,9 @@ class BackupsClient:
         if max_response_bytes < 1:
             raise ValueError(f"max_response_bytes must be positive, got {max_response_bytes}")
         self._max_response_bytes = max_response_bytes
-        self.rate_limiter = RateLimiter(requests_per_second) if requests_per_second else None
+        self.rate_limiter = (
+            RateLimiter(requests_per_second) if requests_per_second is not None else None
+        )
         self.retry_budget = (
             RetryBudget(self._retry.budget) if self._retry.budget is not None else None
         )

@@ -238,6 +238,8 @@ async def test_rate_limiter_spaces_requests() -> None:
 def test_rate_must_be_positive(rate: float) -> None:
     with pytest.raises(ValueError, match="requests_per_second"):
         RateLimiter(rate)
+    with pytest.raises(ValueError, match="requests_per_second"):
+        pba.BackupsClient(pba.IamToken(TOKEN), requests_per_second=rate)
 
 
 async def test_client_rate_limit_covers_every_request(emulator: Emulator) -> None:
