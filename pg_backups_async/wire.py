@@ -60,8 +60,6 @@ def _structure_str(value: object, _: object) -> str:
 
 def _structure_int64(value: object, _: object) -> int:
     if type(value) is str:
-        if value.isdigit() and value.isascii():  # the usual case: a size in bytes
-            return int(value)
         digits = value[1:] if value[:1] == "-" else value
         if digits.isdigit() and digits.isascii():
             return int(value)
