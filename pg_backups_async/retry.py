@@ -99,10 +99,6 @@ def _log_giveup(details: Any) -> None:
         log.warning("giving up after %d attempts (%s)", details["tries"], _describe(details))
 
 
-def _not_retryable(error: Exception) -> bool:
-    return not (isinstance(error, ApiError) and error.retryable)
-
-
 def with_retries(
     policy: RetryPolicy, attempt: Callable[_P, Awaitable[_R]], budget: RetryBudget | None = None
 ) -> Callable[_P, Awaitable[_R]]:
@@ -114,9 +110,9 @@ def with_retries(
         return attempt
 
     def give_up(error: Exception) -> bool:
-        if _not_retryable(error):
+        if not isinstance(error, ApiError) or not error.retryable:
             return True
-        if budget is not None and not budget.acquire(error):  # type: ignore[arg-type]
+        if budget is not None and not budget.acquire(error):
             log.warning(
                 "retry budget exhausted: not retrying (%s)", _describe({"exception": error})
             )
