@@ -28,7 +28,7 @@ from .errors import (
     UnavailableError,
 )
 from .fanout import FanOut
-from .limits import RateLimiter, RetryBudget
+from .limits import RateLimiter
 from .models import (
     Backup,
     BackupMethod,
@@ -42,9 +42,11 @@ from .models import (
     ClusterInventory,
     ClustersPage,
     ClusterStatus,
+    InventoryState,
 )
 from .paging import PageIterator, PageStream
-from .retry import RetryPolicy
+from .retry import RetryBudget, RetryPolicy
+from .transport import HttpRequest, HttpResponse, MockTransport, Transport
 
 __all__ = [
     "ApiError",
@@ -64,10 +66,14 @@ __all__ = [
     "ClustersPage",
     "Credentials",
     "FanOut",
+    "HttpRequest",
+    "HttpResponse",
     "IamToken",
     "InternalError",
     "InvalidArgumentError",
+    "InventoryState",
     "MetadataCredentials",
+    "MockTransport",
     "NetworkError",
     "NotFoundError",
     "OAuthToken",
@@ -80,6 +86,7 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "ServiceAccountKey",
+    "Transport",
     "UnauthenticatedError",
     "UnavailableError",
     "credentials_from_env",

@@ -1,15 +1,18 @@
-"""Credentials: what the client asks for an IAM token before each request.
+"""Credentials: what the client asks for an IAM token before each call.
 
 `IamToken` is used as is. `ServiceAccountKey`, `OAuthToken` and `MetadataCredentials`
 exchange something for an IAM token, cache it, refresh it well before it expires
-(once for all concurrent callers), and drop it when the API answers 401.
+(once for all concurrent callers), and drop it when the API answers 401. Inside a
+client, the exchange goes through the client's transport and the retry loop of the
+call that needs the token.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import ipaddress
-import json
 import logging
 import os
 import random
@@ -20,13 +23,17 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
+import attrs
 import jwt
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from yarl import URL
 
-from .errors import AuthError
+from .errors import ApiError, AuthError
 from .protocol import is_loopback, validate_endpoint
-from .retry import RetryPolicy, with_retries
+from .retry import Retrying, RetryPolicy
+from .transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
 from .wire import parse_status, parse_timestamp
 
 log = logging.getLogger("pg_backups_async")
@@ -39,8 +46,11 @@ METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/tok
 JWT_LIFETIME = 3600  # seconds: the service accepts at most one hour
 _KEY_ID_LINE = "PLEASE DO NOT REMOVE THIS LINE!"
 _REDACTED = "<redacted>"
-_EXCHANGE_RETRY = RetryPolicy(max_attempts=3, max_time=20.0, base_delay=0.5, max_delay=4.0)
-_EXCHANGE_TIMEOUT = aiohttp.ClientTimeout(total=20.0, sock_connect=5.0)
+TOKEN_ANSWER_CAP = 16 * 1024  # bytes: a token answer is well under 2 KiB
+MAX_TOKEN_LIFETIME = 12 * 3600.0  # seconds: no IAM token lives longer
+STANDALONE_RETRY = RetryPolicy(max_attempts=3, max_time=20.0, base_delay=0.2, max_delay=2.0)
+"""The retries of `token()` called outside a client; a client uses its own policy."""
+_EXCHANGE_TIMEOUT = aiohttp.ClientTimeout(total=10.0, sock_connect=5.0)
 
 
 def _now() -> float:
@@ -108,111 +118,194 @@ class IamToken(_Secret):
         return hash((IamToken, self._token))
 
 
-class _ExchangedToken(_Secret):
-    """A token got by an exchange, cached and refreshed ahead of its expiry."""
+@attrs.frozen
+class Exchange:
+    """How a token exchange reaches its service: a transport, and the retry loop of the
+    call that needs the token (its attempts and its deadline)."""
 
-    __slots__ = ("_expires_at", "_lock", "_refresh_at", "_token")
+    transport: Transport
+    retrying: Retrying
+
+
+class ExchangedCredentials(_Secret):
+    """A token got by an exchange, cached and refreshed ahead of its expiry.
+
+    One exchange serves every caller waiting for it, and so does its failure: callers
+    that waited for an exchange that failed get its error, without one of their own.
+    """
+
+    __slots__ = ("_exchanges", "_expires_at", "_failure", "_lock", "_refresh_at", "_token")
 
     def __init__(self) -> None:
         self._token: str | None = None
         self._expires_at = 0.0
         self._refresh_at = 0.0
         self._lock: asyncio.Lock | None = None
+        self._exchanges = 0  # exchanges finished, successful or not
+        self._failure: AuthError | None = None  # how the last one failed, if it did
 
-    async def _exchange(self) -> tuple[str, float]:
-        """A new token and the time it expires (seconds since the epoch)."""
+    _where = "the token exchange"
+    """The service, for messages."""
+
+    def _request(self) -> HttpRequest:
+        """The exchange's HTTP request."""
+        raise NotImplementedError
+
+    def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
+        """The token and its lifetime in seconds (None when unknown) from the JSON answer."""
         raise NotImplementedError
 
     async def token(self) -> str:
-        if self._token is not None and _now() < self._refresh_at:
-            return self._token
+        """A currently valid IAM token; an exchange of its own when none is cached.
+
+        Inside a client, the client's session and retry loop are used instead.
+        """
+        cached = self._cached(_now())
+        if cached is not None:
+            return cached
+        transport = AiohttpTransport(timeout=_EXCHANGE_TIMEOUT, connection_limit=1)
+        try:
+            return await self.token_via(Exchange(transport, Retrying(STANDALONE_RETRY)))
+        finally:
+            await transport.aclose()
+
+    async def token_via(self, exchange: Exchange) -> str:
+        """A currently valid IAM token, exchanging through `exchange` when needed."""
+        cached = self._cached(_now())
+        if cached is not None:
+            return cached
+        seen = self._exchanges
         if self._lock is None:
             self._lock = asyncio.Lock()
-        async with self._lock:  # one exchange, however many callers wait for it
-            now = _now()
-            if self._token is not None and now < self._refresh_at:
-                return self._token
+        lock = self._lock
+        try:
+            async with asyncio.timeout_at(exchange.retrying.deadline):
+                await lock.acquire()
+        except TimeoutError:
+            failure = AuthError(
+                f"no IAM token within the call's max_time: waiting on {self._where}",
+                retryable=False,
+            )
+        else:
             try:
-                token, expires_at = await self._exchange()
-            except AuthError as error:
-                if self._token is not None and now < self._expires_at - 60:
-                    log.warning("keeping the current IAM token: refreshing it failed: %s", error)
-                    self._refresh_at = now + 30
-                    return self._token
-                raise
-            check_token(token, name="exchanged IAM token")
-            lifetime = max(0.0, expires_at - now)
-            self._token, self._expires_at = token, expires_at
-            # Refresh between half and six tenths of the lifetime: well before expiry,
-            # and not all processes at once.
-            self._refresh_at = now + lifetime * random.uniform(0.5, 0.6)
-            log.debug("got an IAM token valid for %.0f s from %s", lifetime, type(self).__name__)
-            return token
+                return await self._refresh(exchange, seen)
+            finally:
+                lock.release()
+        raise failure
 
     def invalidate(self, token: str) -> bool:
         if token == self._token:
             self._token = None
         return True
 
+    def _cached(self, now: float) -> str | None:
+        return self._token if self._token is not None and now < self._refresh_at else None
 
-async def _post_or_get(
-    method: str, url: str, *, json_body: Mapping[str, str] | None, headers: Mapping[str, str]
-) -> dict[str, Any]:
-    """One exchange request, retried on transient failures; its JSON object, or AuthError."""
-
-    async def attempt() -> dict[str, Any]:
+    async def _refresh(self, exchange: Exchange, seen: int) -> str:
+        """The exchange itself, under the lock; `seen` is how many had finished before."""
+        now = _now()
+        cached = self._cached(now)
+        if cached is not None:
+            return cached
+        if self._exchanges != seen and self._failure is not None:
+            raise copy.copy(self._failure)  # the exchange this caller waited for failed
+        current = self._token if now < self._expires_at - 60 else None
         try:
-            async with (
-                aiohttp.ClientSession(timeout=_EXCHANGE_TIMEOUT) as session,
-                session.request(
-                    method, url, json=json_body, headers=headers, allow_redirects=False
-                ) as response,
-            ):
-                body = await response.read()
-                status = response.status
-        except aiohttp.ClientResponseError as exc:
-            raise AuthError(f"token exchange failed: {type(exc).__name__}") from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AuthError(
-                f"token exchange at {url} failed: {type(exc).__name__}: {exc}", retryable=True
-            ) from exc
+            # While the current token is still good, a refresh is one attempt: a failure
+            # keeps the token rather than hold the call up.
+            token, lifetime = await exchange.retrying.run(
+                functools.partial(self._exchange_once, exchange), retry=current is None
+            )
+        except AuthError as error:
+            self._exchanges += 1
+            if current is not None:
+                log.warning("keeping the current IAM token: refreshing it failed: %s", error)
+                self._failure, self._refresh_at = None, now + 30
+                return current
+            self._failure = error
+            raise
+        self._exchanges += 1
+        self._failure = None
+        self._token, self._expires_at = token, now + lifetime
+        # Refresh between half and six tenths of the lifetime: well before expiry,
+        # and not all processes at once.
+        self._refresh_at = now + lifetime * random.uniform(0.5, 0.6)
+        log.debug("got an IAM token valid for %.0f s from %s", lifetime, type(self).__name__)
+        return token
+
+    async def _exchange_once(self, exchange: Exchange) -> tuple[str, float]:
+        """One exchange request: the token and its lifetime, or `AuthError`."""
+        try:
+            response = await exchange.transport.send(
+                self._request(), max_bytes=TOKEN_ANSWER_CAP, deadline=exchange.retrying.deadline
+            )
+        except ApiError as error:
+            failure = AuthError(
+                f"{self._where} failed: {error.message}",
+                http_status=error.http_status,
+                request_id=error.request_id,
+                retryable=error.retryable,
+            )
+        else:
+            return self._read(response)
+        raise failure
+
+    def _read(self, response: HttpResponse) -> tuple[str, float]:
+        status, body = response.status, response.body
         if not 200 <= status < 300:
             _, message, request_id = parse_status(body)
             raise AuthError(
-                f"token exchange refused: {message or f'HTTP {status}'}",
+                f"{self._where} refused: {message or f'HTTP {status}'}",
                 http_status=status,
-                request_id=request_id,
+                request_id=response.headers.get("x-request-id") or request_id,
             )
         try:
-            data = json.loads(body)
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise AuthError(f"{self._where} answered {len(body)} bytes that are not a JSON object")
+        token, lifetime = self._read_answer(answer)
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"{self._where} answered without a token")
+        try:
+            check_token(token)
         except ValueError:
-            data = None
-        if not isinstance(data, dict):
             raise AuthError(
-                f"token exchange answered {len(body)} bytes that are not a JSON object"
-            )
-        return data
+                f"{self._where} answered a token that cannot travel in a header"
+            ) from None
+        if lifetime is None:
+            lifetime = MAX_TOKEN_LIFETIME  # unknown: at most what the service grants
+        if not lifetime > 0:
+            raise AuthError(f"{self._where} answered a token that has already expired")
+        return token, min(lifetime, MAX_TOKEN_LIFETIME)
 
-    result: dict[str, Any] = await with_retries(_EXCHANGE_RETRY, attempt)()
-    return result
+
+def _iam_request(url: URL, body: Mapping[str, str]) -> HttpRequest:
+    return HttpRequest(
+        "POST",
+        url,
+        {"Content-Type": "application/json", "Accept": "application/json"},
+        orjson.dumps(body),
+    )
 
 
-def _iam_token_from(answer: Mapping[str, Any]) -> tuple[str, float]:
-    token, expires = answer.get("iamToken"), answer.get("expiresAt")
-    if not isinstance(token, str) or not token:
-        raise AuthError("the IAM token exchange answered without iamToken")
+def _iam_answer(answer: Mapping[str, Any]) -> tuple[object, float | None]:
+    expires = answer.get("expiresAt")
+    if expires is None:
+        return answer.get("iamToken"), None
     try:
         expires_at = parse_timestamp(expires).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         raise AuthError("the IAM token exchange answered without a valid expiresAt") from None
-    return token, expires_at
+    return answer.get("iamToken"), expires_at - _now()
 
 
-def _iam_url(iam_endpoint: str) -> str:
-    return str(validate_endpoint(iam_endpoint)) + IAM_TOKENS_PATH
+def _iam_url(iam_endpoint: str) -> URL:
+    return validate_endpoint(iam_endpoint).with_path(IAM_TOKENS_PATH)
 
 
-class ServiceAccountKey(_ExchangedToken):
+class ServiceAccountKey(ExchangedCredentials):
     """A service account's authorized key: a PS256-signed JWT exchanged for IAM tokens.
 
     Build it with `from_file(path)` or `from_dict(d)` (the JSON the console gives:
@@ -267,7 +360,7 @@ class ServiceAccountKey(_ExchangedToken):
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ValueError(f"cannot read service account key file {path}: {reason}") from None
         try:
-            data = json.loads(text)
+            data = orjson.loads(text)
         except ValueError:
             raise ValueError(f"service account key file {path} is not JSON") from None
         return cls.from_dict(data, iam_endpoint=iam_endpoint)
@@ -287,11 +380,13 @@ class ServiceAccountKey(_ExchangedToken):
             headers={"kid": self.key_id},
         )
 
-    async def _exchange(self) -> tuple[str, float]:
-        answer = await _post_or_get(
-            "POST", self._iam_url, json_body={"jwt": self.make_jwt()}, headers={}
-        )
-        return _iam_token_from(answer)
+    _where = "the IAM token exchange"
+
+    def _request(self) -> HttpRequest:
+        return _iam_request(self._iam_url, {"jwt": self.make_jwt()})
+
+    def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
+        return _iam_answer(answer)
 
     def __repr__(self) -> str:
         return (
@@ -317,7 +412,7 @@ def _load_private_key(text: str) -> rsa.RSAPrivateKey:
     return key
 
 
-class OAuthToken(_ExchangedToken):
+class OAuthToken(ExchangedCredentials):
     """A Yandex OAuth token exchanged for IAM tokens. Deprecated by the service."""
 
     __slots__ = ("_iam_url", "_oauth_token")
@@ -333,14 +428,13 @@ class OAuthToken(_ExchangedToken):
             stacklevel=2,
         )
 
-    async def _exchange(self) -> tuple[str, float]:
-        answer = await _post_or_get(
-            "POST",
-            self._iam_url,
-            json_body={"yandexPassportOauthToken": self._oauth_token},
-            headers={},
-        )
-        return _iam_token_from(answer)
+    _where = "the IAM token exchange"
+
+    def _request(self) -> HttpRequest:
+        return _iam_request(self._iam_url, {"yandexPassportOauthToken": self._oauth_token})
+
+    def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
+        return _iam_answer(answer)
 
     def __repr__(self) -> str:
         return f"OAuthToken({_REDACTED})"
@@ -348,34 +442,39 @@ class OAuthToken(_ExchangedToken):
     __str__ = __repr__
 
 
-class MetadataCredentials(_ExchangedToken):
+class MetadataCredentials(ExchangedCredentials):
     """The IAM token of the service account attached to this cloud VM.
 
     `address` is the metadata service's host or host:port: link-local or loopback only,
     since the token travels over plain HTTP.
     """
 
-    __slots__ = ("_url",)
+    __slots__ = ("_address", "_url")
 
     def __init__(self, *, address: str = METADATA_ADDRESS) -> None:
         super().__init__()
-        self._url = f"http://{_check_metadata_address(address)}{METADATA_TOKEN_PATH}"
+        self._address = _check_metadata_address(address)
+        self._url = URL(f"http://{self._address}{METADATA_TOKEN_PATH}")
 
     @property
     def address(self) -> str:
         """The metadata service's host[:port]."""
-        return self._url.removeprefix("http://").removesuffix(METADATA_TOKEN_PATH)
+        return self._address
 
-    async def _exchange(self) -> tuple[str, float]:
-        answer = await _post_or_get(
-            "GET", self._url, json_body=None, headers={"Metadata-Flavor": "Google"}
-        )
-        token, expires_in = answer.get("access_token"), answer.get("expires_in")
-        if not isinstance(token, str) or not token:
-            raise AuthError("the metadata service answered without access_token")
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
-            raise AuthError("the metadata service answered without a numeric expires_in")
-        return token, _now() + float(expires_in)
+    _where = "the metadata service"
+
+    def _request(self) -> HttpRequest:
+        return HttpRequest("GET", self._url, {"Metadata-Flavor": "Google"})
+
+    def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
+        expires_in = answer.get("expires_in")
+        if expires_in is not None and (
+            isinstance(expires_in, bool) or not isinstance(expires_in, int | float)
+        ):
+            raise AuthError("the metadata service answered an expires_in that is not a number")
+        # min() before float(): an int of 400 digits compares, but would overflow a float.
+        lifetime = None if expires_in is None else float(min(expires_in, MAX_TOKEN_LIFETIME))
+        return answer.get("access_token"), lifetime
 
     def __repr__(self) -> str:
         return f"MetadataCredentials(address={self.address!r})"
@@ -430,7 +529,7 @@ def credentials_from_env(
     if key:
         if key.startswith("{"):
             try:
-                data = json.loads(key)
+                data = orjson.loads(key)
             except ValueError:
                 raise ValueError(
                     "YC_SERVICE_ACCOUNT_KEY_FILE holds text that is not JSON"

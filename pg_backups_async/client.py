@@ -1,54 +1,63 @@
-"""`BackupsClient`: one aiohttp session, requests with retries, streams over pages."""
+"""`BackupsClient`: the API's calls over one transport, with auth, retries and streams.
+
+A call goes: get a token (exchanging it through the same transport and retry loop if
+need be), send under the call's retry loop, and on a 401 drop the token and send once
+more with a fresh one. One deadline, `RetryPolicy.max_time`, bounds it all.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiohttp
 
-from . import protocol, wire
-from .auth import Credentials, credentials_from_env
-from .errors import NetworkError, ResponseFormatError, UnauthenticatedError
+from . import protocol
+from .auth import Credentials, Exchange, ExchangedCredentials, check_token, credentials_from_env
+from .checks import check_int, check_iterable, check_positive
+from .errors import AuthError, UnauthenticatedError
 from .fanout import FanOut
 from .inventory import DEFAULT_STALE_AFTER, summarize
-from .limits import RateLimiter, RetryBudget
-from .models import Backup, BackupsPage, Cluster, ClusterInventory, ClustersPage
-from .paging import PageStream
-from .retry import RetryPolicy, with_retries
-
-try:
-    _VERSION = version("pg-backups-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    _VERSION = "0"
+from .limits import RateLimiter
+from .models import (
+    Backup,
+    BackupsPage,
+    Cluster,
+    ClusterBackups,
+    ClusterInventory,
+    ClustersPage,
+)
+from .paging import P, PageStream
+from .protocol import Endpoint
+from .retry import RetryBudget, Retrying, RetryPolicy
+from .transport import AiohttpTransport, HttpRequest, Transport
 
 _T = TypeVar("_T")
 
-USER_AGENT = f"pg-backups-async/{_VERSION} aiohttp/{aiohttp.__version__}"
 
-# Failures where a new attempt meets the same wall: TLS trust and malformed URLs.
-_PERMANENT_CLIENT_ERRORS = (
-    aiohttp.ClientSSLError,
-    aiohttp.ServerFingerprintMismatch,
-    aiohttp.InvalidURL,
-)
+class _Lifecycle(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class BackupsClient:
     """A session with the Managed PostgreSQL API; use it as `async with BackupsClient(...)`.
 
-    `credentials` gives the IAM token for each request (default: `credentials_from_env()`);
+    `credentials` gives the IAM token for each call (default: `credentials_from_env()`);
     `endpoint` is the API's base URL (`http://` only for loopback hosts, such as the
     emulator); `retry` says how failed requests are repeated; `timeout` bounds each
     attempt as a whole, in seconds (connecting within at most 10 of them), or is an
     `aiohttp.ClientTimeout`; `connection_limit` caps the pool of connections, and so a
     fan-out; `requests_per_second` spaces every request, retries included; an answer
-    over `max_response_bytes` (counted after decompression) is refused.
+    over `max_response_bytes` (counted after decompression) is refused. `transport`
+    replaces the aiohttp session (for tests: `MockTransport`); the client closes it.
     """
 
     def __init__(
@@ -61,6 +70,7 @@ class BackupsClient:
         connection_limit: int = 100,
         requests_per_second: float | None = None,
         max_response_bytes: int = 64 * 1024 * 1024,
+        transport: Transport | None = None,
     ) -> None:
         if credentials is None:
             credentials = credentials_from_env()
@@ -71,30 +81,25 @@ class BackupsClient:
             )
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
-        if isinstance(connection_limit, bool) or not isinstance(connection_limit, int):
-            raise TypeError("connection_limit must be an int")
-        if connection_limit < 1:
-            raise ValueError(f"connection_limit must be at least 1, got {connection_limit}")
+        if transport is not None and not isinstance(transport, Transport):
+            raise TypeError(
+                f"transport must provide send() and aclose(), not {type(transport).__name__}"
+            )
         self._credentials = credentials
         self._base_url = protocol.validate_endpoint(endpoint)
         self._retry = retry or RetryPolicy()
         self._timeout = _client_timeout(timeout)
-        self._connection_limit = connection_limit
-        self._session: aiohttp.ClientSession | None = None
-        self._state = "new"
-        self._streams: weakref.WeakSet[PageStream[Any, Any] | FanOut] = weakref.WeakSet()
-        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int):
-            raise TypeError("max_response_bytes must be an int")
-        if max_response_bytes < 1:
-            raise ValueError(f"max_response_bytes must be positive, got {max_response_bytes}")
-        self._max_response_bytes = max_response_bytes
+        self._connection_limit = check_int(connection_limit, "connection_limit", minimum=1)
+        self._max_response_bytes = check_int(max_response_bytes, "max_response_bytes", minimum=1)
+        self._transport = transport
+        self._state = _Lifecycle.NEW
+        self._streams: weakref.WeakSet[PageStream[Any, Any] | FanOut[Any, Any]] = weakref.WeakSet()
         self.rate_limiter = (
             RateLimiter(requests_per_second) if requests_per_second is not None else None
         )
         self.retry_budget = (
             RetryBudget(self._retry.budget) if self._retry.budget is not None else None
         )
-        self._send_with_retries = with_retries(self._retry, self._attempt, self.retry_budget)
 
     @property
     def endpoint(self) -> str:
@@ -113,18 +118,16 @@ class BackupsClient:
         )
 
     async def __aenter__(self) -> Self:
-        if self._state != "new":
+        if self._state is not _Lifecycle.NEW:
             raise RuntimeError(
                 f"this BackupsClient is {self._state}; a client is entered once, "
                 "so create a new one"
             )
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._connection_limit),
-            timeout=self._timeout,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            raise_for_status=False,
-        )
-        self._state = "open"
+        if self._transport is None:
+            self._transport = AiohttpTransport(
+                timeout=self._timeout, connection_limit=self._connection_limit
+            )
+        self._state = _Lifecycle.OPEN
         return self
 
     async def __aexit__(
@@ -136,15 +139,17 @@ class BackupsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every stream still open, then the HTTP session."""
-        if self._state == "closed":
+        """Close every stream still open, then the transport."""
+        if self._state is _Lifecycle.CLOSED:
             return
-        self._state = "closed"
+        was_open = self._state is _Lifecycle.OPEN
+        self._state = _Lifecycle.CLOSED
         for stream in list(self._streams):
             await stream.aclose()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if was_open and self._transport is not None:
+            await self._transport.aclose()
+
+    # The calls: each is an endpoint declared in `protocol`.
 
     async def get_backups_page(
         self, cluster_id: str, *, page_size: int | None = None, page_token: str | None = None
@@ -154,9 +159,9 @@ class BackupsClient:
         `page_size` is 1..1000 (None: the server's default, 100); `page_token` is a
         previous page's `next_page_token` (None: the first page).
         """
-        request = protocol.list_backups_request(cluster_id, page_size, page_token)
-        self._require_open()
-        return await self._send(request, wire.parse_backups_page)
+        return await self._get(
+            protocol.LIST_BACKUPS, cluster_id, page_size=page_size, page_token=page_token
+        )
 
     def list_backups(
         self,
@@ -171,12 +176,13 @@ class BackupsClient:
         Arguments are checked now, before any request; `max_items` stops after that
         many backups, asking only for as many as it still needs.
         """
-        protocol.list_backups_request(cluster_id, page_size, page_token)
-
-        async def fetch(token: str | None, size: int | None) -> BackupsPage:
-            return await self.get_backups_page(cluster_id, page_size=size, page_token=token)
-
-        return self._stream(fetch, f"listBackups({cluster_id})", page_size, page_token, max_items)
+        return self._list(
+            protocol.LIST_BACKUPS,
+            cluster_id,
+            page_size=page_size,
+            page_token=page_token,
+            max_items=max_items,
+        )
 
     async def get_clusters_page(
         self,
@@ -187,9 +193,13 @@ class BackupsClient:
         filter: str | None = None,
     ) -> ClustersPage:
         """One page of the folder's clusters (`Cluster.list`); `filter` as `name="..."`."""
-        request = protocol.list_clusters_request(folder_id, page_size, page_token, filter)
-        self._require_open()
-        return await self._send(request, wire.parse_clusters_page)
+        return await self._get(
+            protocol.LIST_CLUSTERS,
+            folder_id,
+            page_size=page_size,
+            page_token=page_token,
+            filter=filter,
+        )
 
     def list_clusters(
         self,
@@ -201,22 +211,26 @@ class BackupsClient:
         max_items: int | None = None,
     ) -> PageStream[ClustersPage, Cluster]:
         """Stream the folder's clusters, fetching each next page ahead."""
-        protocol.list_clusters_request(folder_id, page_size, page_token, filter)
+        return self._list(
+            protocol.LIST_CLUSTERS,
+            folder_id,
+            page_size=page_size,
+            page_token=page_token,
+            max_items=max_items,
+            filter=filter,
+        )
 
-        async def fetch(token: str | None, size: int | None) -> ClustersPage:
-            return await self.get_clusters_page(
-                folder_id, page_size=size, page_token=token, filter=filter
-            )
-
-        return self._stream(fetch, f"Cluster.list({folder_id})", page_size, page_token, max_items)
+    async def get_cluster(self, cluster_id: str) -> Cluster:
+        """One cluster by its id (`Cluster.get`)."""
+        return await self._get(protocol.GET_CLUSTER, cluster_id)
 
     async def get_folder_backups_page(
         self, folder_id: str, *, page_size: int | None = None, page_token: str | None = None
     ) -> BackupsPage:
         """One page of every backup in the folder (`Backup.list`)."""
-        request = protocol.list_folder_backups_request(folder_id, page_size, page_token)
-        self._require_open()
-        return await self._send(request, wire.parse_backups_page)
+        return await self._get(
+            protocol.LIST_FOLDER_BACKUPS, folder_id, page_size=page_size, page_token=page_token
+        )
 
     def list_folder_backups(
         self,
@@ -227,18 +241,17 @@ class BackupsClient:
         max_items: int | None = None,
     ) -> PageStream[BackupsPage, Backup]:
         """Stream every backup in the folder (`Backup.list`), fetching each next page ahead."""
-        protocol.list_folder_backups_request(folder_id, page_size, page_token)
-
-        async def fetch(token: str | None, size: int | None) -> BackupsPage:
-            return await self.get_folder_backups_page(folder_id, page_size=size, page_token=token)
-
-        return self._stream(fetch, f"Backup.list({folder_id})", page_size, page_token, max_items)
+        return self._list(
+            protocol.LIST_FOLDER_BACKUPS,
+            folder_id,
+            page_size=page_size,
+            page_token=page_token,
+            max_items=max_items,
+        )
 
     async def get_backup(self, backup_id: str) -> Backup:
         """One backup by its id, `<clusterId>:<name>` (`Backup.get`)."""
-        request = protocol.get_backup_request(backup_id)
-        self._require_open()
-        return await self._send(request, wire.parse_backup)
+        return await self._get(protocol.GET_BACKUP, backup_id)
 
     def list_backups_many(
         self,
@@ -247,36 +260,37 @@ class BackupsClient:
         concurrency: int = 16,
         page_size: int | None = None,
         fail_fast: bool = False,
-    ) -> FanOut:
+    ) -> FanOut[str, ClusterBackups]:
         """List many clusters' backups at once: `ClusterBackups` in completion order.
 
         At most `concurrency` requests are in flight, across all clusters and pages.
         Duplicated ids are listed once; every id is checked now, before any request.
         A cluster's error is captured in its result unless `fail_fast`.
         """
-        if isinstance(cluster_ids, str):
-            raise TypeError("cluster_ids must be an iterable of ids, not one str")
-        ids = list(dict.fromkeys(cluster_ids))
+        ids = list(dict.fromkeys(check_iterable(cluster_ids, "cluster_ids")))
         for cluster_id in ids:
             protocol.validate_id(cluster_id)
-        _check_concurrency(concurrency)
+        check_int(concurrency, "concurrency", minimum=1)
         protocol.validate_page_size(page_size)
         self._require_open()
 
-        async def list_cluster(cluster_id: str) -> tuple[Backup, ...]:
-            async def fetch(token: str | None, size: int | None) -> BackupsPage:
-                return await self.get_backups_page(cluster_id, page_size=size, page_token=token)
-
-            stream: PageStream[BackupsPage, Backup] = PageStream(
-                fetch, page_size=page_size, prefetch=False, name=f"listBackups({cluster_id})"
-            )
+        async def list_cluster(cluster_id: str) -> ClusterBackups:
             backups: list[Backup] = []
+            stream = self._list(
+                protocol.LIST_BACKUPS, cluster_id, page_size=page_size, prefetch=False
+            )
             async with stream.pages() as pages:
                 async for page in pages:
                     backups.extend(page.backups)
-            return tuple(backups)
+            return ClusterBackups(cluster_id, tuple(backups))
 
-        fanout = FanOut(list_cluster, ids, concurrency=concurrency, fail_fast=fail_fast)
+        fanout = FanOut(
+            list_cluster,
+            ids,
+            on_error=lambda cluster_id, error: ClusterBackups(cluster_id, error=error),
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+        )
         self._streams.add(fanout)
         return fanout
 
@@ -299,17 +313,19 @@ class BackupsClient:
         a cluster's error is in its line, while a folder that cannot be listed raises.
         `on_progress(done, total)` is called as clusters complete.
         """
-        folder_ids = [folder_ids] if isinstance(folder_ids, str) else list(folder_ids)
-        cluster_ids = [cluster_ids] if isinstance(cluster_ids, str) else list(cluster_ids)
+        folder_ids = check_iterable(folder_ids, "folder_ids")
+        cluster_ids = check_iterable(cluster_ids, "cluster_ids")
         if not folder_ids and not cluster_ids:
             raise ValueError("inventory needs folder_ids, cluster_ids, or both")
         for folder_id in folder_ids:
             protocol.validate_id(folder_id, name="folder_id")
         for cluster_id in cluster_ids:
             protocol.validate_id(cluster_id)
-        if not isinstance(stale_after, timedelta) or stale_after <= timedelta(0):
+        if not isinstance(stale_after, timedelta):
+            raise TypeError(f"stale_after must be a timedelta, not {type(stale_after).__name__}")
+        if stale_after <= timedelta(0):
             raise ValueError(f"stale_after must be a positive timedelta, got {stale_after!r}")
-        _check_concurrency(concurrency)
+        check_int(concurrency, "concurrency", minimum=1)
         now = now or datetime.now(UTC)
         known: dict[str, Cluster | None] = {}
         for folder_id in folder_ids:
@@ -330,118 +346,120 @@ class BackupsClient:
                     on_progress(len(lines), results.total)
         return [lines[cluster_id] for cluster_id in known]
 
-    def _stream(
+    # The request path
+
+    def _list(
         self,
-        fetch: Callable[[str | None, int | None], Awaitable[Any]],
-        name: str,
-        page_size: int | None,
-        page_token: str | None,
-        max_items: int | None,
-    ) -> PageStream[Any, Any]:
+        endpoint: Endpoint[P],
+        resource_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        max_items: int | None = None,
+        prefetch: bool = True,
+        **arguments: Any,
+    ) -> PageStream[P, Any]:
+        """A stream over a list call; its arguments are checked now."""
+        endpoint.build(resource_id, page_size=page_size, page_token=page_token, **arguments)
         protocol.validate_max_items(max_items)
         self._require_open()
-        stream: PageStream[Any, Any] = PageStream(
+
+        async def fetch(token: str | None, size: int | None) -> P:
+            return await self._get(
+                endpoint, resource_id, page_size=size, page_token=token, **arguments
+            )
+
+        stream: PageStream[P, Any] = PageStream(
             fetch,
             page_size=page_size,
             page_token=protocol.validate_page_token(page_token),
             max_items=max_items,
-            name=name,
+            prefetch=prefetch,
+            default_page_size=protocol.SERVER_DEFAULT_PAGE_SIZE,
+            name=f"{endpoint.name}({resource_id})",
         )
         self._streams.add(stream)
         return stream
 
-    async def _send(self, request: protocol.Request, parse: Callable[[bytes], _T]) -> _T:
-        """The request with retries; after a 401, once more if a fresh token can be had."""
+    async def _get(self, endpoint: Endpoint[_T], *arguments: Any, **keywords: Any) -> _T:
+        """One call: its request built (and so checked), then sent with auth and retries."""
+        request = endpoint.build(*arguments, **keywords)
+        transport = self._require_open()
+        retrying = Retrying(self._retry, self.retry_budget)
+
+        async def attempt() -> _T:
+            return await self._attempt(transport, request, endpoint.parse, token, retrying)
+
+        token = await self._token(transport, retrying)
         try:
-            return await self._send_with_retries(request, parse)
-        except UnauthenticatedError as error:
-            if not error._token_refreshable:
+            return await retrying.run(attempt)
+        except UnauthenticatedError:
+            if not self._credentials.invalidate(token):
                 raise
-            return await self._send_with_retries(request, parse)
+        token = await self._token(transport, retrying)  # a fresh one, sent once more
+        return await retrying.run(attempt)
 
-    def _require_open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            if self._state == "closed":
-                raise RuntimeError("this BackupsClient is closed")
-            raise RuntimeError(
-                "this BackupsClient is not open: use it as "
-                "'async with BackupsClient(...) as client:'"
+    async def _token(self, transport: Transport, retrying: Retrying) -> str:
+        """A token for this call, within its deadline; `AuthError` if none can be had."""
+        credentials = self._credentials
+        if isinstance(credentials, ExchangedCredentials):
+            return await credentials.token_via(Exchange(transport, retrying))
+        try:
+            async with asyncio.timeout_at(retrying.deadline):
+                token = await credentials.token()
+        except TimeoutError:
+            failure = AuthError(
+                f"{type(credentials).__name__}.token() gave no token within the call's max_time",
+                retryable=False,
             )
-        return self._session
+        else:
+            try:
+                return check_token(token, name="the token from credentials")
+            except (TypeError, ValueError) as error:
+                failure = AuthError(str(error), retryable=False)
+        raise failure
 
-    async def _attempt(self, request: protocol.Request, parse: Callable[[bytes], _T]) -> _T:
-        """One GET: a 2xx answer's body parsed, or the `ApiError` for anything else."""
-        session = self._require_open()
+    async def _attempt(
+        self,
+        transport: Transport,
+        request: protocol.Request,
+        parse: Callable[[bytes], _T],
+        token: str,
+        retrying: Retrying,
+    ) -> _T:
+        """One request: a 2xx answer's body parsed, or the `ApiError` for anything else."""
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
-        token = await self._credentials.token()
         client_request_id = str(uuid.uuid4())
-        url = self._base_url.with_path(request.path, encoded=True).with_query(request.query)
-        headers = {"Authorization": f"Bearer {token}", "x-client-request-id": client_request_id}
-        try:
-            async with session.get(url, headers=headers, allow_redirects=False) as response:
-                status, response_headers = response.status, response.headers
-                body = await self._read(response, client_request_id)
-        except aiohttp.ClientResponseError as exc:
-            # Its repr carries the request's headers, token included: never chain it.
-            raise NetworkError(
-                f"{type(exc).__name__}: {exc.message}", client_request_id=client_request_id
-            ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NetworkError(
-                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                client_request_id=client_request_id,
-                retryable=not isinstance(exc, _PERMANENT_CLIENT_ERRORS),
-            ) from exc
-        if 200 <= status < 300:
-            try:
-                return parse(body)
-            except ResponseFormatError as exc:
-                exc.http_status = status
-                exc.request_id = response_headers.get("x-request-id")
-                exc.client_request_id = client_request_id
-                raise
-        error = protocol.error_from_response(
-            status, body, response_headers, client_request_id=client_request_id
+        response = await transport.send(
+            HttpRequest(
+                "GET",
+                request.url(self._base_url),
+                protocol.request_headers(token, client_request_id),
+            ),
+            max_bytes=self._max_response_bytes,
+            deadline=retrying.deadline,
         )
-        if isinstance(error, UnauthenticatedError):
-            error._token_refreshable = self._credentials.invalidate(token)
-        raise error
-
-    async def _read(self, response: aiohttp.ClientResponse, client_request_id: str) -> bytes:
-        """The body, or `ResponseFormatError` once it passes `max_response_bytes`."""
-        cap = self._max_response_bytes
-        length = response.content_length
-        if length is not None and "Content-Encoding" not in response.headers:
-            if length <= cap:
-                return await response.read()
-        else:
-            chunks, total = [], 0
-            async for chunk in response.content.iter_chunked(1 << 16):
-                total += len(chunk)
-                if total > cap:
-                    break
-                chunks.append(chunk)
-            else:
-                return b"".join(chunks)
-        raise ResponseFormatError(
-            f"the answer is over the {cap:,}-byte cap on responses (max_response_bytes)",
-            http_status=response.status,
-            request_id=response.headers.get("x-request-id"),
+        return protocol.read_response(
+            response.status,
+            response.headers,
+            response.body,
+            parse,
             client_request_id=client_request_id,
         )
 
-
-def _check_concurrency(concurrency: int) -> None:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
-        raise TypeError(f"concurrency must be an int, not {type(concurrency).__name__}")
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    def _require_open(self) -> Transport:
+        if self._state is _Lifecycle.OPEN and self._transport is not None:
+            return self._transport
+        if self._state is _Lifecycle.CLOSED:
+            raise RuntimeError("this BackupsClient is closed")
+        raise RuntimeError(
+            "this BackupsClient is not open: use it as 'async with BackupsClient(...) as client:'"
+        )
 
 
 def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return aiohttp.ClientTimeout(total=timeout, sock_connect=min(10.0, float(timeout)))
+    seconds = check_positive(timeout, "timeout")
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(10.0, seconds))

@@ -1,52 +1,55 @@
-"""Many clusters' backups at once, never more than `concurrency` requests in flight."""
+"""Many listings at once, never more than `concurrency` of them running."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Self
+from typing import Generic, Self, TypeVar
 
 import attrs
 
+from .aio import AsyncClosing
 from .errors import ApiError
-from .models import Backup, ClusterBackups
-from .paging import AsyncClosing
 
-ListCluster = Callable[[str], Awaitable[tuple[Backup, ...]]]
-"""Lists one cluster's backups, one request at a time."""
+K = TypeVar("K")
+R = TypeVar("R")
 
 
 @attrs.frozen
-class _WorkerFailed:
+class _Raise:
+    """Put on the queue by a worker: the consumer raises it."""
+
     error: BaseException
 
 
 _WORKER_DONE = object()
 
 
-class FanOut(AsyncClosing):
-    """`ClusterBackups` for each cluster id, in the order they complete.
+class FanOut(AsyncClosing, Generic[K, R]):
+    """`run(key)` for every key, results in the order they complete.
 
-    A fixed pool of `concurrency` workers takes the ids in turn; each lists one cluster
-    at a time, one page at a time, so at most `concurrency` requests are in flight
-    whatever the number of ids. Results wait in a queue of `concurrency` places: a
-    slow consumer pauses the workers instead of piling results up. One cluster's
-    `ApiError` is its result's `error`; with `fail_fast`, the first error closes the
-    fan-out and is raised. Use `async with` (or `aclose()`) to stop early with
+    A fixed pool of `concurrency` workers takes the keys in turn; each runs one key at a
+    time, so if `run` makes one request at a time, at most `concurrency` requests are in
+    flight whatever the number of keys. Results wait in a queue of `concurrency` places:
+    a slow consumer pauses the workers instead of piling results up. A key's `ApiError`
+    becomes `on_error(key, error)`, its result; with `fail_fast`, the first error closes
+    the fan-out and is raised. Use `async with` (or `aclose()`) to stop early with
     nothing left running.
     """
 
     def __init__(
         self,
-        list_cluster: ListCluster,
-        cluster_ids: list[str],
+        run: Callable[[K], Awaitable[R]],
+        keys: list[K],
         *,
+        on_error: Callable[[K, ApiError], R],
         concurrency: int,
         fail_fast: bool = False,
     ) -> None:
-        self._list_cluster = list_cluster
-        self._ids = iter(cluster_ids)
-        self._total = len(cluster_ids)
+        self._run = run
+        self._on_error = on_error
+        self._keys = iter(keys)
+        self._total = len(keys)
         self._concurrency = concurrency
         self._fail_fast = fail_fast
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
@@ -58,7 +61,7 @@ class FanOut(AsyncClosing):
 
     @property
     def total(self) -> int:
-        """How many distinct clusters are listed."""
+        """How many distinct keys are run."""
         return self._total
 
     @property
@@ -68,12 +71,12 @@ class FanOut(AsyncClosing):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<FanOut {state}, {self._delivered}/{self._total} clusters>"
+        return f"<FanOut {state}, {self._delivered}/{self._total} done>"
 
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> ClusterBackups:
+    async def __anext__(self) -> R:
         if self._closed:
             raise StopAsyncIteration
         if not self._started:
@@ -87,15 +90,11 @@ class FanOut(AsyncClosing):
             if item is _WORKER_DONE:
                 self._running -= 1
                 continue
-            if isinstance(item, _WorkerFailed):
-                await self.aclose()
-                raise item.error
-            assert isinstance(item, ClusterBackups)
-            if self._fail_fast and item.error is not None:
+            if isinstance(item, _Raise):
                 await self.aclose()
                 raise item.error
             self._delivered += 1
-            return item
+            return item  # type: ignore[return-value]
         await self.aclose()
         raise StopAsyncIteration
 
@@ -119,12 +118,15 @@ class FanOut(AsyncClosing):
 
     async def _work(self) -> None:
         try:
-            for cluster_id in self._ids:  # shared: each id is taken by one worker
+            for key in self._keys:  # shared: each key is taken by one worker
                 try:
-                    result = ClusterBackups(cluster_id, await self._list_cluster(cluster_id))
+                    result = await self._run(key)
                 except ApiError as error:
-                    result = ClusterBackups(cluster_id, error=error)
+                    if self._fail_fast:
+                        await self._queue.put(_Raise(error))
+                        return
+                    result = self._on_error(key, error)
                 await self._queue.put(result)
         except Exception as error:  # noqa: BLE001 - a bug: the consumer raises it
-            await self._queue.put(_WorkerFailed(error))
+            await self._queue.put(_Raise(error))
         await self._queue.put(_WORKER_DONE)

@@ -164,6 +164,16 @@ class ClusterBackups:
         return self.error is None
 
 
+class InventoryState(enum.StrEnum):
+    """Where a cluster stands in an inventory; each compares equal to its text."""
+
+    OK = "ok"
+    STALE = "stale"
+    NO_BACKUPS = "no backups"
+    """No completed backup at all."""
+    ERROR = "error"
+
+
 @attrs.frozen
 class ClusterInventory:
     """A cluster's backups summed up: counts, sizes (bytes), the newest and the oldest.
@@ -187,10 +197,10 @@ class ClusterInventory:
     error: ApiError | None = None
 
     @property
-    def state(self) -> str:
+    def state(self) -> InventoryState:
         """`ok`, `stale`, `no backups` or `error`."""
         if self.error is not None:
-            return "error"
+            return InventoryState.ERROR
         if self.newest_done_age is None:
-            return "no backups"
-        return "stale" if self.stale else "ok"
+            return InventoryState.NO_BACKUPS
+        return InventoryState.STALE if self.stale else InventoryState.OK

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar
 
+import attrs
+
+from .aio import AsyncClosing, retrieve_exception
 from .errors import ApiError, ResponseFormatError
-from .protocol import SERVER_DEFAULT_PAGE_SIZE
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -33,28 +34,12 @@ FetchPage = Callable[[str | None, int | None], Awaitable[P]]
 """`fetch(page_token, page_size)` -> the page; None asks for the first page / default size."""
 
 
-class AsyncClosing:
-    """`async with` for anything with `aclose()`: leaving the block closes it."""
+@attrs.define
+class _Request(Generic[P]):
+    """The next page to fetch: its token and, once asked for, the task fetching it."""
 
-    async def aclose(self) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-def _retrieve(task: asyncio.Task[object]) -> None:
-    # Mark a failed prefetch's exception as retrieved even if nobody awaits it.
-    if not task.cancelled():
-        task.exception()
+    token: str | None
+    task: asyncio.Task[P] | None = None
 
 
 class PageStream(AsyncClosing, Generic[P, T]):
@@ -65,6 +50,8 @@ class PageStream(AsyncClosing, Generic[P, T]):
     `aclose()`) to stop early with nothing left running. `pages()` iterates pages
     instead of items. `next_page_token` is the token to resume from later: the page
     after the last one fully handed out, None once the listing is complete.
+    `default_page_size` is the service's page size when none is asked for, so that
+    `max_items` can ask for less when it needs less.
     """
 
     def __init__(
@@ -75,27 +62,28 @@ class PageStream(AsyncClosing, Generic[P, T]):
         page_token: str | None = None,
         max_items: int | None = None,
         prefetch: bool = True,
+        default_page_size: int = 100,
         name: str = "listing",
     ) -> None:
         self._fetch = fetch
-        self._prefetch = prefetch
         self._page_size = page_size
+        self._default_page_size = default_page_size
         self._max_items = max_items
+        self._prefetch = prefetch
         self._name = name
-        self._request_token = page_token
-        self._resume_token = page_token
+        # What comes after the pages received: a page to fetch, an error to raise once
+        # the page before it is handed out, or None at the end of the listing.
+        self._next: _Request[P] | ApiError | None = _Request(page_token)
         self._seen_tokens: set[str] = set() if page_token is None else {page_token}
-        self._received = 0
-        self._task: asyncio.Task[P] | None = None
-        self._task_token: str | None = None
-        self._fetch_when_needed = True
-        self._exhausted = False
-        self._closed = False
-        self._deferred_error: ApiError | None = None
-        self._mode: str | None = None
+        self._received = 0  # items received, counted against max_items
+        self._resume_token = page_token  # the first page not yet handed out in full
+        # Iterating by item: the current page's items, the next one's index, and the
+        # token that follows the page (the resume token once it is handed out).
         self._items: tuple[T, ...] = ()
         self._index = 0
-        self._after_page: str | None = None
+        self._after_items = page_token
+        self._mode: str | None = None
+        self._closed = False
 
     @property
     def next_page_token(self) -> str | None:
@@ -118,15 +106,16 @@ class PageStream(AsyncClosing, Generic[P, T]):
     async def __anext__(self) -> T:
         self._claim("items")
         while self._index >= len(self._items):
-            page = await self._next_page()
+            page, after = await self._next_page()
             self._items = page.items  # type: ignore[assignment]
             self._index = 0
+            self._after_items = after
             if not self._items:
-                self._resume_token = self._after_page
+                self._resume_token = after
         item = self._items[self._index]
         self._index += 1
         if self._index == len(self._items):
-            self._resume_token = self._after_page
+            self._resume_token = self._after_items
         return item
 
     def pages(self) -> PageIterator[P]:
@@ -138,17 +127,17 @@ class PageStream(AsyncClosing, Generic[P, T]):
         """Stop: cancel the page being fetched ahead and wait until it has stopped."""
         self._closed = True
         self._items = ()
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        request, self._next = self._next, None
+        if isinstance(request, _Request) and request.task is not None:
+            request.task.cancel()
+            await asyncio.wait([request.task])
 
     def __del__(self) -> None:
         # A stream dropped without aclose(): stop its prefetch rather than leak it.
-        task = self._task
-        if task is not None and not task.done():
+        request = self._next
+        if isinstance(request, _Request) and request.task is not None:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
-                task.cancel()
+                request.task.cancel()
 
     def _claim(self, mode: str) -> None:
         if self._mode is None:
@@ -156,87 +145,83 @@ class PageStream(AsyncClosing, Generic[P, T]):
         elif self._mode != mode:
             raise RuntimeError("a stream is iterated either by item or by pages(), not both")
 
-    def _start_fetch(self) -> None:
-        size = self._page_size
-        if self._max_items is not None:
-            remaining = self._max_items - self._received
-            if remaining <= 0:
-                self._exhausted = True
-                return
-            if size is None:
-                size = remaining if remaining < SERVER_DEFAULT_PAGE_SIZE else None
-            else:
-                size = min(size, remaining)
-        token = self._request_token
-        self._task_token = token
-        self._task = asyncio.create_task(
-            self._fetch_page(self._fetch, token, size),
-            name=f"pg-backups-async prefetch {self._name}",
-        )
-        self._task.add_done_callback(_retrieve)
+    async def _next_page_for_pages(self) -> P:
+        page, self._resume_token = await self._next_page()
+        return page
 
-    @staticmethod
-    async def _fetch_page(fetch: FetchPage[P], token: str | None, size: int | None) -> P:
-        # A static method, so the task holds no reference to the stream.
-        return await fetch(token, size)
+    async def _next_page(self) -> tuple[P, str | None]:
+        """The next page and the token to resume from once it is handed out in full.
 
-    async def _next_page(self) -> P:
-        """The next page, the one after it already requested; StopAsyncIteration at the end."""
-        if self._closed:
-            raise StopAsyncIteration
-        if self._deferred_error is not None:
-            error, self._deferred_error = self._deferred_error, None
-            await self.aclose()
-            raise error
-        if self._fetch_when_needed:
-            self._fetch_when_needed = False
-            self._start_fetch()
-        task = self._task
-        if task is None:
+        The page after it is asked for at once (with prefetch); StopAsyncIteration at
+        the end of the listing, and the stream closes on any error.
+        """
+        request = self._next
+        if self._closed or request is None:
             await self.aclose()
             raise StopAsyncIteration
+        if isinstance(request, ApiError):
+            await self.aclose()
+            raise request
+        task = request.task or self._start(request)
         try:
             page = await task
         except ApiError as error:
-            error.page_token = self._task_token
+            error.page_token = request.token
             await self.aclose()
             raise
         except BaseException:
             await self.aclose()
             raise
-        self._task = None
-        return self._accept(page)
+        return self._accept(page, request.token)
 
-    def _accept(self, page: P) -> P:
+    def _start(self, request: _Request[P]) -> asyncio.Task[P]:
+        size = self._page_size
+        if self._max_items is not None:
+            remaining = self._max_items - self._received
+            if size is None:
+                size = remaining if remaining < self._default_page_size else None
+            else:
+                size = min(size, remaining)
+        request.task = asyncio.create_task(
+            _fetch_page(self._fetch, request.token, size),
+            name=f"pg-backups-async prefetch {self._name}",
+        )
+        request.task.add_done_callback(retrieve_exception)
+        return request.task
+
+    def _accept(self, page: P, token: str | None) -> tuple[P, str | None]:
+        """Count the page in and decide what comes next; returns it and its resume token."""
         count = len(page.items)
-        if self._max_items is not None and self._received + count > self._max_items:
-            # The server sent more than asked: hand out exactly max_items, and resume
-            # from this page's own token, since it was not handed out in full.
-            page = page.head(self._max_items - self._received)
+        after = page.next_page_token
+        if self._max_items is not None and self._received + count >= self._max_items:
+            if self._received + count > self._max_items:
+                # The server sent more than asked: hand out exactly max_items, and resume
+                # from this page's own token, since it is not handed out in full.
+                page = page.head(self._max_items - self._received)
+                after = token
             self._received = self._max_items
-            self._after_page = self._task_token
-            self._exhausted = True
-            return page
+            self._next = None
+            return page, after
         self._received += count
-        token = page.next_page_token
-        self._after_page = token
-        if token is None:
-            self._exhausted = True
-        elif token in self._seen_tokens:
-            self._exhausted = True
-            self._deferred_error = ResponseFormatError(
-                f"the service repeated page token {token[:20]!r} in one {self._name}; "
+        if after is None:
+            self._next = None
+        elif after in self._seen_tokens:
+            self._next = ResponseFormatError(
+                f"the service repeated page token {after[:20]!r} in one {self._name}; "
                 "stopping instead of looping",
                 field="nextPageToken",
             )
         else:
-            self._seen_tokens.add(token)
-            self._request_token = token
+            self._seen_tokens.add(after)
+            self._next = _Request(after)
             if self._prefetch:
-                self._start_fetch()
-            else:
-                self._fetch_when_needed = True
-        return page
+                self._start(self._next)
+        return page, after
+
+
+async def _fetch_page(fetch: FetchPage[P], token: str | None, size: int | None) -> P:
+    # A module function, so the task holds no reference to the stream.
+    return await fetch(token, size)
 
 
 class PageIterator(AsyncClosing, Generic[P]):
@@ -249,9 +234,7 @@ class PageIterator(AsyncClosing, Generic[P]):
         return self
 
     async def __anext__(self) -> P:
-        page = await self._stream._next_page()
-        self._stream._resume_token = self._stream._after_page
-        return page
+        return await self._stream._next_page_for_pages()
 
     async def aclose(self) -> None:
         """Close the underlying stream."""

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Generic, TypeVar
 from urllib.parse import quote
 
 import attrs
 from yarl import URL
 
-from .errors import ApiError, error_class_for_status, status_phrase
+from . import wire
+from .checks import check_optional_int, check_str
+from .errors import ApiError, ResponseFormatError, error_class_for_status, status_phrase
+from .models import Backup, BackupsPage, Cluster, ClustersPage
 from .wire import MAX_PAGE_TOKEN_LENGTH, parse_status
+
+_T = TypeVar("_T")
 
 API_ENDPOINT = "https://mdb.api.cloud.yandex.net"
 API_PREFIX = "/managed-postgresql/v1"
@@ -37,12 +43,27 @@ class Request:
     path: str
     query: tuple[tuple[str, str], ...] = ()
 
+    def url(self, base: URL) -> URL:
+        """The full URL under the API's base URL."""
+        return base.with_path(self.path, encoded=True).with_query(self.query)
+
+
+@attrs.frozen
+class Endpoint(Generic[_T]):
+    """One API call, declared: its name, how to build its request, how to read its answer.
+
+    `build` checks its arguments and raises `ValueError` or `TypeError` before anything
+    is sent; list calls' builders take `page_size` and `page_token` keywords.
+    """
+
+    name: str
+    build: Callable[..., Request]
+    parse: Callable[[bytes], _T]
+
 
 def validate_endpoint(endpoint: str) -> URL:
     """The API base URL; `http://` is refused unless the host is loopback."""
-    if not isinstance(endpoint, str):
-        raise TypeError(f"endpoint must be a str, not {type(endpoint).__name__}")
-    url = URL(endpoint)
+    url = URL(check_str(endpoint, "endpoint"))
     if url.scheme not in ("https", "http") or not url.host:
         raise ValueError(f"endpoint must look like https://host[:port], got {endpoint!r}")
     if url.user is not None or url.password is not None:
@@ -75,9 +96,7 @@ def validate_id(
     pattern: re.Pattern[str] = _ID_PATTERN,
 ) -> str:
     """A resource id that is safe as one URL path segment, or `ValueError`."""
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not value:
+    if not check_str(value, name):
         raise ValueError(f"{name} must not be empty")
     if len(value) > max_length:
         raise ValueError(f"{name} is {len(value)} characters long; the API allows {max_length}")
@@ -112,11 +131,10 @@ def validate_filter(filter: str | None) -> str | None:
 
 def validate_page_size(page_size: int | None) -> int | None:
     """`page_size` in 1..1000, or None for the server's default."""
-    if page_size is None:
+    checked = check_optional_int(page_size, "page_size")
+    if checked is None:
         return None
-    if isinstance(page_size, bool) or not isinstance(page_size, int):
-        raise TypeError(f"page_size must be an int or None, not {type(page_size).__name__}")
-    if not 1 <= page_size <= MAX_PAGE_SIZE:
+    if not 1 <= checked <= MAX_PAGE_SIZE:
         raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
     return page_size
 
@@ -137,13 +155,7 @@ def validate_page_token(page_token: str | None) -> str | None:
 
 def validate_max_items(max_items: int | None) -> int | None:
     """`max_items` of at least 1, or None for no limit."""
-    if max_items is None:
-        return None
-    if isinstance(max_items, bool) or not isinstance(max_items, int):
-        raise TypeError(f"max_items must be an int or None, not {type(max_items).__name__}")
-    if max_items < 1:
-        raise ValueError(f"max_items must be at least 1, got {max_items}")
-    return max_items
+    return check_optional_int(max_items, "max_items", minimum=1)
 
 
 def _page_query(page_size: int | None, page_token: str | None) -> tuple[tuple[str, str], ...]:
@@ -194,6 +206,53 @@ def get_backup_request(backup_id: str) -> Request:
     """`Backup.get`: GET /managed-postgresql/v1/backups/{backupId}."""
     segment = quote(validate_backup_id(backup_id), safe=":")
     return Request(path=f"{API_PREFIX}/backups/{segment}")
+
+
+def get_cluster_request(cluster_id: str) -> Request:
+    """`Cluster.get`: GET /managed-postgresql/v1/clusters/{clusterId}."""
+    return Request(path=f"{API_PREFIX}/clusters/{quote(validate_id(cluster_id), safe='')}")
+
+
+LIST_BACKUPS = Endpoint[BackupsPage](
+    "Cluster.listBackups", list_backups_request, wire.parse_backups_page
+)
+LIST_CLUSTERS = Endpoint[ClustersPage](
+    "Cluster.list", list_clusters_request, wire.parse_clusters_page
+)
+GET_CLUSTER = Endpoint[Cluster]("Cluster.get", get_cluster_request, wire.parse_cluster)
+LIST_FOLDER_BACKUPS = Endpoint[BackupsPage](
+    "Backup.list", list_folder_backups_request, wire.parse_backups_page
+)
+GET_BACKUP = Endpoint[Backup]("Backup.get", get_backup_request, wire.parse_backup)
+
+
+def request_headers(token: str, client_request_id: str) -> dict[str, str]:
+    """The headers of an API request: the token travels only in `Authorization`."""
+    return {
+        "Accept": "application/json",
+        "Authorization": f"Bearer {token}",
+        "x-client-request-id": client_request_id,
+    }
+
+
+def read_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    parse: Callable[[bytes], _T],
+    *,
+    client_request_id: str | None = None,
+) -> _T:
+    """A 2xx answer's body parsed, or the `ApiError` for anything else."""
+    if 200 <= status < 300:
+        try:
+            return parse(body)
+        except ResponseFormatError as error:
+            error.http_status = status
+            error.request_id = headers.get("x-request-id")
+            error.client_request_id = client_request_id
+            raise
+    raise error_from_response(status, body, headers, client_request_id=client_request_id)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

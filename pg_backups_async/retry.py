@@ -1,33 +1,44 @@
-"""Retrying one idempotent request: which failures, how long to wait, when to stop."""
+"""Retrying idempotent requests: which failures, how long to wait, when to stop.
+
+One `Retrying` loop serves one logical call. Every request the call makes (the token
+exchange's and the API's) draws on its attempts and its single deadline, and every
+retry is paid for from the client's shared `RetryBudget`. The waits come from
+`backoff`'s exponential generator with full jitter.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable, Generator
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 import backoff
 
-from .errors import ApiError
-from .limits import RetryBudget
+from .checks import check_int, check_optional_int, check_positive
+from .errors import ApiError, NetworkError
 
 log = logging.getLogger("pg_backups_async")
 log.addHandler(logging.NullHandler())
 
-_R = TypeVar("_R")
-_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+RETRY_COST = 5
+NETWORK_RETRY_COST = 10  # timeouts and resets cost more: they tie up a connection
+SUCCESS_REFUND = 1
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
+    check_positive(value, attribute.name)
 
 
 def _attempts(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be an int of at least 1, got {value!r}")
+    check_int(value, attribute.name, minimum=1)
+
+
+def _budget(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    check_optional_int(value, attribute.name, minimum=1)
 
 
 @attrs.frozen
@@ -37,7 +48,8 @@ class RetryPolicy:
     Retried: HTTP 429, 500, 502, 503, 504 and failed connections, with exponential
     backoff and full jitter (a wait drawn from 0 to `base_delay * 2**n`, at most
     `max_delay`). A `Retry-After` header is honoured, clamped to `max_retry_after`.
-    At most `max_attempts` attempts within `max_time` seconds in all. A client's
+    At most `max_attempts` attempts within `max_time` seconds for the whole call, the
+    IAM token included; an attempt still running at `max_time` is cut off. A client's
     retries draw on one `budget` of tokens (a retry costs 5, or 10 after a timeout or
     reset; a success earns 1 back, or 5 after retries); when it runs dry, failures are
     raised at once. `budget=None` turns the budget off.
@@ -48,96 +60,143 @@ class RetryPolicy:
     base_delay: float = attrs.field(default=0.5, validator=_positive)
     max_delay: float = attrs.field(default=20.0, validator=_positive)
     max_retry_after: float = attrs.field(default=30.0, validator=_positive)
-    budget: int | None = attrs.field(default=500)
-
-    @budget.validator
-    def _check_budget(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"budget must be an int or None, got {value!r}")
-        if value is not None and value < 1:
-            raise ValueError(f"budget must be at least 1, got {value}")
+    budget: int | None = attrs.field(default=500, validator=_budget)
 
     @classmethod
     def disabled(cls) -> RetryPolicy:
         """One attempt, no retries."""
         return cls(max_attempts=1)
 
+    def ceilings(self) -> Iterator[float]:
+        """The upper bounds of successive waits: `backoff.expo` from `base_delay`."""
+        waits = backoff.expo(factor=self.base_delay, max_value=self.max_delay)
+        next(waits)  # backoff's generators are primed before their first value
+        return waits
+
     def wait(self, retry: int, error: BaseException | None) -> float:
         """Seconds to wait before retry number `retry` (from 1) after `error`."""
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(min(retry_after, self.max_retry_after))
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
+        ceilings = self.ceilings()
+        for _ in range(retry - 1):
+            next(ceilings)
+        return backoff.full_jitter(next(ceilings))
 
 
-def _waits(policy: RetryPolicy) -> Generator[float, BaseException | None, None]:
-    error = yield 0.0  # backoff primes the generator with None
-    retry = 0
-    while True:
-        retry += 1
-        error = yield policy.wait(retry, error)
+class RetryBudget:
+    """Retries cost tokens from one budget per client; successes earn some back.
+
+    In the spirit of botocore's retry quota: while the service is healthy the budget
+    stays full; during an outage it drains, and further failures are raised at once
+    instead of being retried, so a fan-out degrades to fast failures rather than
+    multiplying its load by the retry count.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = check_int(capacity, "budget", minimum=1)
+        self.available = capacity
+        self.refused = 0
+
+    def acquire(self, error: ApiError) -> bool:
+        """Take the cost of retrying after `error`; False when the budget cannot pay it."""
+        cost = NETWORK_RETRY_COST if isinstance(error, NetworkError) else RETRY_COST
+        if cost > self.available:
+            self.refused += 1
+            return False
+        self.available -= cost
+        return True
+
+    def succeeded(self, retried: bool) -> None:
+        """A request succeeded, at once or after retries: refill a little."""
+        refund = RETRY_COST if retried else SUCCESS_REFUND
+        self.available = min(self.capacity, self.available + refund)
+
+    def __repr__(self) -> str:
+        return f"<RetryBudget {self.available}/{self.capacity}>"
 
 
-def _describe(details: Any) -> str:
-    error: ApiError = details["exception"]
+def describe(error: ApiError) -> str:
+    """An error for a log line: status, both request ids, message."""
     status = error.http_status if error.http_status is not None else "no answer"
     server = f", request id {error.request_id}" if error.request_id else ""
     return f"status {status}, client request id {error.client_request_id}{server}: {error.message}"
 
 
-def _log_retry(details: Any) -> None:
-    log.debug(
-        "retrying after attempt %d in %.2fs (%s)",
-        details["tries"],
-        details["wait"],
-        _describe(details),
-    )
+class Retrying:
+    """One logical call's retry loop: its attempts, its waits and its deadline.
 
-
-def _log_giveup(details: Any) -> None:
-    if details["exception"].retryable:
-        log.warning("giving up after %d attempts (%s)", details["tries"], _describe(details))
-
-
-def with_retries(
-    policy: RetryPolicy, attempt: Callable[_P, Awaitable[_R]], budget: RetryBudget | None = None
-) -> Callable[_P, Awaitable[_R]]:
-    """`attempt` wrapped to be repeated as `policy` says, paying for retries from `budget`.
-
-    Cancellation is never retried.
+    `deadline` is on the `clock` (the event loop's by default); `sleep` waits, and
+    tests pass their own so that retry timing takes no real time.
     """
-    if policy.max_attempts == 1:
-        return attempt
 
-    def give_up(error: Exception) -> bool:
-        if not isinstance(error, ApiError) or not error.retryable:
-            return True
-        if budget is not None and not budget.acquire(error):
-            log.warning(
-                "retry budget exhausted: not retrying (%s)", _describe({"exception": error})
-            )
-            return True
-        return False
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        budget: RetryBudget | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.policy = policy
+        self._budget = budget
+        self._clock = clock or asyncio.get_running_loop().time
+        self._sleep = sleep
+        self._ceilings = policy.ceilings()
+        self.deadline = self._clock() + policy.max_time
+        self.attempts = 0
+        """Attempts made so far, by every `run` of this call."""
 
-    def gave_up(details: Any) -> None:
-        if budget is not None:
-            budget.unused(details["exception"])  # paid for a retry that will not happen
-        _log_giveup(details)
+    def remaining(self) -> float:
+        """Seconds left before the deadline (negative once it has passed)."""
+        return self.deadline - self._clock()
 
-    def succeeded(details: Any) -> None:
-        if budget is not None:
-            budget.succeeded(retried=details["tries"] > 1)
+    async def run(self, attempt: Callable[[], Awaitable[_T]], *, retry: bool = True) -> _T:
+        """`attempt()` until it succeeds or the policy gives up; the last error is raised.
 
-    retrying: Callable[_P, Awaitable[_R]] = backoff.on_exception(
-        lambda: _waits(policy),
-        ApiError,
-        max_tries=policy.max_attempts,
-        max_time=policy.max_time,
-        jitter=None,
-        giveup=give_up,
-        on_backoff=_log_retry,
-        on_giveup=gave_up,
-        on_success=succeeded,
-        logger=None,
-    )(attempt)
-    return retrying
+        The first attempt of a run is always made; only `ApiError`s that are
+        `retryable` are retried, and cancellation never is. `retry=False` makes one
+        attempt.
+        """
+        retried = False
+        while True:
+            self.attempts += 1
+            try:
+                result = await attempt()
+            except ApiError as error:
+                wait = self._wait_before_retry(error) if retry else None
+                if wait is None:
+                    raise
+                log.debug(
+                    "retrying after attempt %d in %.2fs (%s)",
+                    self.attempts,
+                    wait,
+                    describe(error),
+                )
+                retried = True
+                await self._sleep(wait)
+                continue
+            if self._budget is not None:
+                self._budget.succeeded(retried=retried)
+            return result
+
+    def _wait_before_retry(self, error: ApiError) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up now."""
+        if not error.retryable:
+            return None
+        policy = self.policy
+        if error.retry_after is not None:
+            wait = float(min(error.retry_after, policy.max_retry_after))
+        else:
+            wait = backoff.full_jitter(next(self._ceilings))
+        if self.attempts >= policy.max_attempts:
+            reason = ""
+        elif wait >= self.remaining():
+            reason = f": max_time ({policy.max_time:g} s) would pass before the next"
+        elif self._budget is not None and not self._budget.acquire(error):
+            reason = ": the retry budget is exhausted"
+        else:
+            return wait
+        attempts = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+        log.warning("giving up after %s%s (%s)", attempts, reason, describe(error))
+        return None

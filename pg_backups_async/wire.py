@@ -10,6 +10,7 @@ walk over the same hooks run, to name the bad field by its JSON path.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 import orjson
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, override
 
 from .errors import ResponseFormatError
 from .models import (
@@ -80,7 +81,8 @@ def _structure_bool(value: object, _: object) -> bool:
     raise TypeError(f"expected true or false, got {_describe(value)}")
 
 
-def _is_labels(cls: object) -> bool:
+def is_labels(cls: object) -> bool:
+    """Whether `cls` is the type of `Cluster.labels`."""
     return cls == Mapping[str, str]
 
 
@@ -105,17 +107,26 @@ def _is_optional_timestamp(cls: object) -> bool:
     return cls == datetime | None
 
 
+# RFC 3339's date-time: `datetime.fromisoformat` also takes basic and week dates, comma
+# fractions, a space separator and hours without minutes, which the service never sends.
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+# The fast path's shape check: characters 7, 10, 13, 16 and 19 of "2024-03-26T14:44:20Z"
+# or "2024-03-26T14:44:20.241796096Z". With `fromisoformat` accepting the rest, it
+# admits only RFC 3339 UTC timestamps ("...:20.Z", of length 21, is refused apart).
+_UTC_SHAPES = frozenset({"-T::Z", "-T::."})
+
+
 def _structure_timestamp(value: object, _: object) -> datetime:
-    if type(value) is str:
+    if type(value) is str and _RFC3339.fullmatch(value):
         try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
+            parsed = datetime.fromisoformat(value.upper())
+        except ValueError:  # a day or hour out of range
             pass
         else:
-            if parsed.tzinfo is UTC:
-                return parsed
-            if parsed.tzinfo is not None:
-                return parsed.astimezone(UTC)
+            assert parsed.tzinfo is not None  # the pattern requires an offset
+            return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
     raise ValueError(f"expected an RFC 3339 timestamp, got {_describe(value)}")
 
 
@@ -177,10 +188,6 @@ def _require_object(hook: Callable[[Any, Any], _T]) -> Callable[[Any, Any], _T]:
     return structure
 
 
-def _renames(cls: type[Any]) -> dict[str, Any]:
-    return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
-
-
 def _resource_hook(
     cls: type[Any], conv: cattrs.Converter, *, inline: bool
 ) -> Callable[[Any, Any], Any]:
@@ -222,9 +229,12 @@ def _resource_hook(
             digits = f"type({var}) is str and {var}.isascii() and {var}.isdigit()"
             value = f"int({var}) if {digits} else {full}"
         elif field.type in (datetime, datetime | None):
-            namespace.update(fromisoformat=datetime.fromisoformat, UTC=UTC)
-            lines.append(f"  r{index} = fromisoformat({var}) if type({var}) is str else None")
-            value = f"r{index} if r{index} is not None and r{index}.tzinfo is UTC else {full}"
+            namespace.update(fromisoformat=datetime.fromisoformat, UTC_SHAPES=_UTC_SHAPES)
+            shaped = (
+                f"type({var}) is str and {var}[7:20:3] in UTC_SHAPES and {var}[-1:] == 'Z'"
+                f" and len({var}) != 21"
+            )
+            value = f"fromisoformat({var}) if {shaped} else {full}"
         elif isinstance(field.type, type) and issubclass(field.type, enum.Enum):
             namespace[f"l{index}"] = _enum_lookup(field.type)
             lines.append(f"  r{index} = l{index}.get({var}) if type({var}) is str else None")
@@ -248,10 +258,10 @@ def _make_converter(*, inline: bool = True) -> cattrs.Converter:
     conv.register_structure_hook(datetime, _structure_timestamp)
     conv.register_structure_hook_func(_is_optional_timestamp, _structure_optional_timestamp)
     conv.register_structure_hook(bool, _structure_bool)
-    conv.register_structure_hook_func(_is_labels, _structure_labels)
-    for enum_cls in _ENUMS:
+    conv.register_structure_hook_func(is_labels, _structure_labels)
+    for enum_cls in ENUMS:
         conv.register_structure_hook(enum_cls, _enum_hook(enum_cls))
-    for resource_cls in _RESOURCES:
+    for resource_cls in RESOURCES:
         # No object check needed: `o.get` and `o["id"]` fail on anything else.
         attrs.resolve_types(resource_cls)
         conv.register_structure_hook(
@@ -269,7 +279,7 @@ def _make_converter(*, inline: bool = True) -> cattrs.Converter:
     return conv
 
 
-_ENUMS: tuple[type[enum.Enum], ...] = (
+ENUMS: tuple[type[enum.Enum], ...] = (
     BackupType,
     BackupMethod,
     BackupStatus,
@@ -277,7 +287,7 @@ _ENUMS: tuple[type[enum.Enum], ...] = (
     ClusterHealth,
     ClusterStatus,
 )
-_RESOURCES: tuple[type[Any], ...] = (Backup, Cluster)
+RESOURCES: tuple[type[Any], ...] = (Backup, Cluster)
 # page class -> (JSON key and attribute of its items, item class)
 _PAGES: dict[type[Any], tuple[str, type[Any]]] = {
     BackupsPage: ("backups", Backup),
@@ -363,6 +373,11 @@ def parse_backup(body: bytes) -> Backup:
     return structure(loads(body), Backup)
 
 
+def parse_cluster(body: bytes) -> Cluster:
+    """A `Cluster.get` response body as a `Cluster`."""
+    return structure(loads(body), Cluster)
+
+
 def parse_clusters_page(body: bytes) -> ClustersPage:
     """A `Cluster.list` response body as a `ClustersPage`."""
     return structure(loads(body), ClustersPage)
@@ -394,56 +409,3 @@ def parse_status(body: bytes) -> tuple[int | None, str | None, str | None]:
         message if isinstance(message, str) else None,
         request_id,
     )
-
-
-# Encoding, for the emulator: what the service's JSON printer emits.
-
-
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with `Z` and 0, 3 or 6 fraction digits, as the service prints."""
-    value = value.astimezone(UTC)
-    text = (  # not strftime: "%Y" does not pad years before 1000 on every platform
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
-        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    )
-    micros = value.microsecond
-    if micros == 0:
-        return text + "Z"
-    if micros % 1000 == 0:
-        return f"{text}.{micros // 1000:03d}Z"
-    return f"{text}.{micros:06d}Z"
-
-
-def _unstructure_converter() -> cattrs.Converter:
-    conv = cattrs.Converter()
-    conv.register_unstructure_hook(int, str)
-    conv.register_unstructure_hook(datetime, format_timestamp)
-    for enum_cls in _ENUMS:
-        conv.register_unstructure_hook(enum_cls, lambda member: member.value)
-    conv.register_unstructure_hook(bool, lambda value: value)
-    conv.register_unstructure_hook_func(_is_labels, dict)
-    for cls in _RESOURCES:
-        conv.register_unstructure_hook(
-            cls,
-            make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **_renames(cls)),
-        )
-    return conv
-
-
-_encoder = _unstructure_converter()
-
-
-def to_wire(resource: Backup | Cluster) -> dict[str, Any]:
-    """A resource as the service encodes it, zero values omitted."""
-    result: dict[str, Any] = _encoder.unstructure(resource, type(resource))
-    return result
-
-
-def backup_to_wire(backup: Backup) -> dict[str, Any]:
-    """A `Backup` as the service encodes it, zero values omitted."""
-    return to_wire(backup)
-
-
-def dumps(obj: Mapping[str, Any]) -> bytes:
-    """Encode a JSON object."""
-    return orjson.dumps(obj)

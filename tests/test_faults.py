@@ -172,12 +172,13 @@ async def test_an_outage_drains_the_budget_into_fast_failures() -> None:
                 r async for r in client.list_backups_many(emulator.cluster_ids, concurrency=1)
             ]
             assert all(isinstance(r.error, pba.UnavailableError) for r in results)
-            # The first cluster's retries spend the 20 tokens (4 retries at 5 each); the
-            # other nine fail at their first attempt instead of making five each.
+            # The first cluster's retries spend the 20 tokens (4 retries at 5 each) and
+            # its fifth attempt is its last anyway; the other nine are refused a retry
+            # and fail at their first attempt instead of making five each.
             assert len(emulator.requests) == 5 + 9
             assert client.retry_budget is not None
             assert client.retry_budget.available == 0
-            assert client.retry_budget.refused == 10
+            assert client.retry_budget.refused == 9
 
 
 async def test_the_budget_refills_as_requests_succeed(emulator: Emulator) -> None:
@@ -234,11 +235,21 @@ async def test_rate_limiter_spaces_requests() -> None:
     assert len(waits) == 3
 
 
-@pytest.mark.parametrize("rate", [0, -1, float("nan"), True])
-def test_rate_must_be_positive(rate: float) -> None:
-    with pytest.raises(ValueError, match="requests_per_second"):
+@pytest.mark.parametrize(
+    ("rate", "error"),
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (True, TypeError),
+        ("5", TypeError),
+    ],
+)
+def test_rate_must_be_a_finite_positive_number(rate: float, error: type[Exception]) -> None:
+    with pytest.raises(error, match="requests_per_second"):
         RateLimiter(rate)
-    with pytest.raises(ValueError, match="requests_per_second"):
+    with pytest.raises(error, match="requests_per_second"):
         pba.BackupsClient(pba.IamToken(TOKEN), requests_per_second=rate)
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import pg_backups_async as pba
 from pg_backups_async import wire
+from pg_backups_async.emulator import encoding
 
 settings.register_profile(
     "wire", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -120,7 +121,7 @@ def test_values_round_trip_through_the_encoder(pair: tuple[dict[str, Any], pba.B
             backup,
             **{n: ENUMS[n].UNSPECIFIED for n in ENUMS if getattr(backup, n).name == "UNKNOWN"},
         )  # UNKNOWN stands for a value this version cannot name: it has no wire form
-    assert wire.structure(wire.backup_to_wire(backup), pba.Backup) == backup
+    assert wire.structure(encoding.to_wire(backup), pba.Backup) == backup
 
 
 BAD_VALUES: dict[str, st.SearchStrategy[Any]] = {

@@ -7,7 +7,7 @@ import pytest
 
 import pg_backups_async as pba
 from pg_backups_async import protocol, wire
-from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator
+from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, encoding
 from tests.conftest import fixture_bytes
 
 
@@ -25,7 +25,7 @@ def test_clusters_sample() -> None:
     assert scratch.deletion_protection is False
     assert scratch.health is pba.ClusterHealth.DEGRADED
     raw = orjson.loads(fixture_bytes("clusters-list.json"))["clusters"]
-    assert [wire.to_wire(c) for c in page.clusters] == raw
+    assert [encoding.to_wire(c) for c in page.clusters] == raw
 
 
 def test_cluster_enums_are_tolerant() -> None:

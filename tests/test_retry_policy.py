@@ -17,16 +17,31 @@ def test_defaults() -> None:
     "kwargs",
     [
         {"max_attempts": 0},
-        {"max_attempts": 2.5},
-        {"max_attempts": True},
         {"max_time": 0},
         {"base_delay": -1},
-        {"max_delay": "1"},
         {"max_retry_after": float("nan")},
+        {"max_time": float("inf")},
+        {"max_delay": float("inf")},
+        {"max_retry_after": float("inf")},
+        {"budget": 0},
     ],
 )
-def test_bad_settings_are_refused(kwargs: dict[str, object]) -> None:
+def test_bad_values_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
+        pba.RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_attempts": 2.5},
+        {"max_attempts": True},
+        {"max_delay": "1"},
+        {"budget": 1.5},
+    ],
+)
+def test_values_of_the_wrong_type_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(TypeError, match=next(iter(kwargs))):
         pba.RetryPolicy(**kwargs)  # type: ignore[arg-type]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import pg_backups_async as pba
 from pg_backups_async import wire
+from pg_backups_async.emulator import encoding
 from tests.conftest import fixture_bytes
 
 FIRST = "listBackups-first-page.json"
@@ -198,27 +199,27 @@ def test_encoding_round_trips_and_omits_zero_values() -> None:
     for name in (FIRST, LAST):
         page = wire.parse_backups_page(fixture_bytes(name))
         for backup in page.backups:
-            encoded = wire.backup_to_wire(backup)
+            encoded = encoding.to_wire(backup)
             assert wire.structure(encoded, pba.Backup) == backup
     second = wire.parse_backups_page(fixture_bytes(FIRST)).backups[1]
-    encoded = wire.backup_to_wire(second)
+    encoded = encoding.to_wire(second)
     assert "journalSize" not in encoded
     assert "retainUntil" not in encoded
     assert encoded["size"] == "104857600"
     assert encoded["createdAt"] == "2025-11-28T03:05:45.123Z"
     legacy = wire.parse_backups_page(fixture_bytes(LAST)).backups[1]
-    assert "type" not in wire.backup_to_wire(legacy)
+    assert "type" not in encoding.to_wire(legacy)
 
 
 def test_years_before_1000_are_padded() -> None:
-    assert wire.format_timestamp(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02T00:00:00Z"
+    assert encoding.format_timestamp(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02T00:00:00Z"
 
 
 def test_sample_encoding_matches_the_service_byte_for_byte() -> None:
     """The emulator's encoder prints what the service's printer printed (microsecond data)."""
     raw = orjson.loads(fixture_bytes(FIRST))["backups"][1]
     backup = wire.structure(raw, pba.Backup)
-    assert wire.backup_to_wire(backup) == raw
+    assert encoding.to_wire(backup) == raw
 
 
 def test_parse_status() -> None:

@@ -31,6 +31,7 @@ from ..protocol import (
     MAX_PAGE_SIZE,
     SERVER_DEFAULT_PAGE_SIZE,
 )
+from .encoding import dumps, format_timestamp, to_wire
 from .seed import DEFAULT_FOLDER_ID, synthetic_clusters, this_hour
 
 _GRPC_CODE_FOR_STATUS = {
@@ -184,7 +185,7 @@ class Emulator:
         for old in self._backups.get(cluster.id, ()):
             self._backups_by_id.pop(old.get("id", ""), None)
         self.clusters[cluster.id] = cluster
-        encoded = [wire.to_wire(b) if isinstance(b, Backup) else dict(b) for b in backups]
+        encoded = [to_wire(b) if isinstance(b, Backup) else dict(b) for b in backups]
         self._backups[cluster.id] = encoded
         for backup in encoded:
             self._backups_by_id[backup.get("id", "")] = backup
@@ -251,6 +252,7 @@ class Emulator:
         """The aiohttp application serving the API."""
         app = web.Application(middlewares=[self._middleware])
         app.router.add_get(f"{API_PREFIX}/clusters", self._list_clusters)
+        app.router.add_get(f"{API_PREFIX}/clusters/{{cluster_id}}", self._get_cluster)
         app.router.add_get(f"{API_PREFIX}/clusters/{{cluster_id}}/backups", self._list_backups)
         app.router.add_get(f"{API_PREFIX}/backups", self._list_folder_backups)
         app.router.add_get(f"{API_PREFIX}/backups/{{backup_id}}", self._get_backup)
@@ -401,6 +403,13 @@ class Emulator:
             return _page("backups", window, 0, page_size, more=end < self.listing_size, end=end)
         return _page("backups", backups, offset, page_size)
 
+    async def _get_cluster(self, request: web.Request) -> web.Response:
+        cluster_id = request.match_info["cluster_id"]
+        cluster = self.clusters.get(cluster_id)
+        if cluster is None:
+            raise ApiFailure(404, f"Cluster {cluster_id} not found")
+        return web.Response(body=dumps(to_wire(cluster)), content_type="application/json")
+
     async def _list_clusters(self, request: web.Request) -> web.Response:
         folder_id = _folder_id(request)
         page_size, offset = _paging(request)
@@ -420,10 +429,10 @@ class Emulator:
         backup = self._backups_by_id.get(backup_id)
         if backup is None:
             raise ApiFailure(404, f"Backup {backup_id} not found")
-        return web.Response(body=wire.dumps(backup), content_type="application/json")
+        return web.Response(body=dumps(backup), content_type="application/json")
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.Response(body=wire.dumps(self.stats()), content_type="application/json")
+        return web.Response(body=dumps(self.stats()), content_type="application/json")
 
     async def _exchange_token(self, request: web.Request) -> web.Response:
         try:
@@ -442,8 +451,8 @@ class Emulator:
         else:
             raise ApiFailure(400, "one of jwt or yandexPassportOauthToken is required")
         token, expires = self._issue(kind)
-        answer = {"iamToken": token, "expiresAt": wire.format_timestamp(expires)}
-        return web.Response(body=wire.dumps(answer), content_type="application/json")
+        answer = {"iamToken": token, "expiresAt": format_timestamp(expires)}
+        return web.Response(body=dumps(answer), content_type="application/json")
 
     async def _metadata_token(self, request: web.Request) -> web.Response:
         if request.headers.get("Metadata-Flavor") != "Google":
@@ -454,7 +463,7 @@ class Emulator:
             "expires_in": int(self.token_lifetime),
             "token_type": "Bearer",
         }
-        return web.Response(body=wire.dumps(answer), content_type="application/json")
+        return web.Response(body=dumps(answer), content_type="application/json")
 
     def _issue(self, kind: str) -> tuple[str, datetime]:
         token = f"t1.emulator.{secrets.token_urlsafe(24)}"
@@ -512,7 +521,7 @@ class Emulator:
         if cached is None:
             clusters = [c for c in self.clusters.values() if c.folder_id == folder_id]
             backups = [b for c in clusters for b in self._backups[c.id]]
-            cached = self._by_folder[folder_id] = ([wire.to_wire(c) for c in clusters], backups)
+            cached = self._by_folder[folder_id] = ([to_wire(c) for c in clusters], backups)
         return cached
 
 
@@ -588,7 +597,7 @@ def _page(
         body[key] = items[offset:stop]
     if more if more is not None else stop < len(items):
         body["nextPageToken"] = _token_for(end if end is not None else stop)
-    return web.Response(body=wire.dumps(body), content_type="application/json")
+    return web.Response(body=dumps(body), content_type="application/json")
 
 
 def _folder_id(request: web.Request) -> str:
@@ -655,4 +664,4 @@ def _status_response(status: int, message: str, request_id: str) -> web.Response
             {"@type": "type.googleapis.com/google.rpc.RequestInfo", "requestId": request_id}
         ],
     }
-    return web.Response(status=status, body=wire.dumps(body), content_type="application/json")
+    return web.Response(status=status, body=dumps(body), content_type="application/json")
