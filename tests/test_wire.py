@@ -102,6 +102,47 @@ def test_timestamps_with_zero_to_nine_fraction_digits(
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "20240326T144420Z",  # ISO 8601 basic format
+        "2024-W13-2T14:44:20Z",  # week date
+        "2024-086T14:44:20Z",  # ordinal date
+        "2024-03-26T14:44:20,241Z",  # comma fraction
+        "2024-03-26 14:44:20Z",  # space separator
+        "2024-03-26T14:44Z",  # no seconds
+        "2024-03-26T14Z",  # hours only
+        "2024-03-26T14:44:20.Z",  # a point without digits
+        "2024-03-26T144420.241Z",  # basic time
+        "2024-03-26T14:44:20",  # no offset
+        "2024-03-26T14:44:20+0300",  # offset without a colon
+        "2024-03-26T14:44:20+03",  # hours-only offset
+        "2024-03-26",  # a date
+        "2024-13-26T14:44:20Z",  # month 13
+        "\uff12\uff10\uff12\uff14-03-26T14:44:20Z",  # non-ASCII digits
+    ],
+)
+def test_timestamps_that_are_not_rfc_3339_are_refused(text: str, fast: bool) -> None:
+    with pytest.raises(pba.ResponseFormatError) as caught:
+        wire.structure({"id": "b", "createdAt": text}, pba.Backup, fast=fast)
+    assert caught.value.field == "createdAt"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-26t14:44:20z", datetime(2024, 3, 26, 14, 44, 20, tzinfo=UTC)),
+        ("2024-03-26T14:44:20.5-01:30", datetime(2024, 3, 26, 16, 14, 20, 500000, tzinfo=UTC)),
+    ],
+)
+def test_rfc_3339_forms_the_service_does_not_send_are_still_read(
+    text: str, expected: datetime, fast: bool
+) -> None:
+    assert wire.structure({"id": "b", "createdAt": text}, pba.Backup, fast=fast).created_at == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
     ("value", "expected"), [("5368709120", 5368709120), (42, 42), (7.0, 7), ("-3", -3), (None, 0)]
 )
 def test_int64_as_string_or_number(value: object, expected: int, fast: bool) -> None:
