@@ -447,9 +447,21 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], Any]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    logger = logging.getLogger("pg_backups_async")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pg-backups: %(message)s"))
     if args.verbose:
-        logging.basicConfig(level=logging.DEBUG, format="pg-backups: %(message)s")
-        logging.getLogger("asyncio").setLevel(logging.WARNING)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        return _run(args)
+    finally:
+        if args.verbose:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = asyncio.run(_COMMANDS[args.command](args, sys.stdout))
     except (UsageError, ValueError) as exc:

@@ -1,18 +1,21 @@
-"""`pg-backups` as a user runs it: a subprocess against the emulator in another process."""
+"""`pg-backups` as a user runs it, against the emulator in another process.
+
+The commands run in this process through `cli.main(argv)`; one smoke test runs the
+real thing in a subprocess.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
-import subprocess
 from collections.abc import Iterator
 
 import orjson
 import pytest
 
 from pg_backups_async.emulator import emulator_process
-from tests.conftest import run_cli
+from tests.conftest import CliResult, run_cli, run_cli_process
 
 SECRET = "t1.secret-token-value"
 
@@ -24,8 +27,16 @@ def served() -> Iterator[tuple[str, list[str]]]:
         yield served
 
 
-def run(*args: str, token: str | None = SECRET) -> subprocess.CompletedProcess[str]:
+def run(*args: str, token: str | None = SECRET) -> CliResult:
     return run_cli(*args, token=token)
+
+
+def test_smoke_in_a_subprocess(served: tuple[str, list[str]]) -> None:
+    url, clusters = served
+    result = run_cli_process("list", clusters[1], "--endpoint", url, "-v", "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 40
+    assert SECRET not in result.stdout + result.stderr
 
 
 def test_table(served: tuple[str, list[str]]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +11,7 @@ import pg_backups_async as pba
 from pg_backups_async.cli import human_age, inventory_exit_code, parse_duration
 from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, emulator_process
 from pg_backups_async.inventory import summarize
-from tests.conftest import ANCHOR, TOKEN, run_cli
+from tests.conftest import ANCHOR, TOKEN, CliResult, run_cli
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 GIB = 1 << 30
@@ -183,7 +182,7 @@ def served() -> Iterator[tuple[str, list[str]]]:
         yield served
 
 
-def run(*args: str, folder: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, folder: str | None = None) -> CliResult:
     return run_cli(*args, folder=folder)
 
 

@@ -11,6 +11,8 @@ import pg_backups_async as pba
 from pg_backups_async.emulator import Emulator, Fault
 from tests.conftest import our_tasks
 
+pytestmark = pytest.mark.collect_garbage
+
 GUARD = 5.0  # seconds: a hung test fails instead of hanging; never a measurement
 
 

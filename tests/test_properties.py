@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import string
 from datetime import UTC, datetime
 from typing import Any
@@ -17,10 +18,13 @@ import pg_backups_async as pba
 from pg_backups_async import wire
 from pg_backups_async.emulator import encoding
 
+# The default run takes hypothesis' usual 100 examples; HYPOTHESIS_PROFILE=thorough
+# takes ten times as many.
 settings.register_profile(
-    "wire", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "wire", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile("wire")
+settings.register_profile("thorough", settings.get_profile("wire"), max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "wire"))
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=20)
 ID = st.text(string.ascii_lowercase + string.digits + ":_", min_size=1, max_size=60)
