@@ -147,8 +147,8 @@ class ExchangedCredentials(_Secret):
     _where = "the token exchange"
     """The service, for messages."""
 
-    def _request(self) -> HttpRequest:
-        """The exchange's HTTP request."""
+    def _request(self) -> tuple[HttpRequest, str | None]:
+        """The exchange's HTTP request, and the secret it carries (never to be shown)."""
         raise NotImplementedError
 
     def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
@@ -235,9 +235,10 @@ class ExchangedCredentials(_Secret):
 
     async def _exchange_once(self, exchange: Exchange) -> tuple[str, float]:
         """One exchange request: the token and its lifetime, or `AuthError`."""
+        request, secret = self._request()
         try:
             response = await exchange.transport.send(
-                self._request(), max_bytes=TOKEN_ANSWER_CAP, deadline=exchange.retrying.deadline
+                request, max_bytes=TOKEN_ANSWER_CAP, deadline=exchange.retrying.deadline
             )
         except ApiError as error:
             failure = AuthError(
@@ -247,13 +248,15 @@ class ExchangedCredentials(_Secret):
                 retryable=error.retryable,
             )
         else:
-            return self._read(response)
+            return self._read(response, secret)
         raise failure
 
-    def _read(self, response: HttpResponse) -> tuple[str, float]:
+    def _read(self, response: HttpResponse, secret: str | None) -> tuple[str, float]:
         status, body = response.status, response.body
         if not 200 <= status < 300:
             _, message, request_id = parse_status(body)
+            if message and secret:
+                message = message.replace(secret, _REDACTED)  # a service that echoes it
             raise AuthError(
                 f"{self._where} refused: {message or f'HTTP {status}'}",
                 http_status=status,
@@ -382,8 +385,9 @@ class ServiceAccountKey(ExchangedCredentials):
 
     _where = "the IAM token exchange"
 
-    def _request(self) -> HttpRequest:
-        return _iam_request(self._iam_url, {"jwt": self.make_jwt()})
+    def _request(self) -> tuple[HttpRequest, str | None]:
+        signed = self.make_jwt()
+        return _iam_request(self._iam_url, {"jwt": signed}), signed
 
     def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
         return _iam_answer(answer)
@@ -430,8 +434,9 @@ class OAuthToken(ExchangedCredentials):
 
     _where = "the IAM token exchange"
 
-    def _request(self) -> HttpRequest:
-        return _iam_request(self._iam_url, {"yandexPassportOauthToken": self._oauth_token})
+    def _request(self) -> tuple[HttpRequest, str | None]:
+        body = {"yandexPassportOauthToken": self._oauth_token}
+        return _iam_request(self._iam_url, body), self._oauth_token
 
     def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
         return _iam_answer(answer)
@@ -463,8 +468,8 @@ class MetadataCredentials(ExchangedCredentials):
 
     _where = "the metadata service"
 
-    def _request(self) -> HttpRequest:
-        return HttpRequest("GET", self._url, {"Metadata-Flavor": "Google"})
+    def _request(self) -> tuple[HttpRequest, str | None]:
+        return HttpRequest("GET", self._url, {"Metadata-Flavor": "Google"}), None
 
     def _read_answer(self, answer: dict[str, Any]) -> tuple[object, float | None]:
         expires_in = answer.get("expires_in")

@@ -87,9 +87,6 @@ class InvalidArgumentError(ApiError):
 class UnauthenticatedError(ApiError):
     """HTTP 401: the IAM token is missing, malformed or expired."""
 
-    # Set by the client when its credentials can fetch a fresh token: worth one more try.
-    _token_refreshable = False
-
 
 class PermissionDeniedError(ApiError):
     """HTTP 403: the credentials may not read this resource."""

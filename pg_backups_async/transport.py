@@ -43,14 +43,33 @@ def _headers(value: Mapping[str, str]) -> CIMultiDictProxy[str]:
     return CIMultiDictProxy(CIMultiDict(value))
 
 
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _headers_repr(headers: Mapping[str, str]) -> str:
+    shown = {
+        name: "<redacted>" if name.lower() in _SECRET_HEADERS else value
+        for name, value in headers.items()
+    }
+    return repr(shown)
+
+
+def _body_repr(body: bytes | None) -> str:
+    return "None" if body is None else f"<{len(body)} bytes>"
+
+
 @attrs.frozen
 class HttpRequest:
-    """One HTTP request, as the transport sends it."""
+    """One HTTP request, as the transport sends it.
+
+    Its repr shows neither the `Authorization` header nor the body (a token exchange's
+    body carries a secret).
+    """
 
     method: str
     url: URL
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    body: bytes | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=_headers_repr)
+    body: bytes | None = attrs.field(default=None, repr=_body_repr)
 
     @property
     def client_request_id(self) -> str | None:

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from yarl import URL
 
 import pg_backups_async as pba
 from pg_backups_async import auth
@@ -606,3 +607,33 @@ def test_inventory_state_is_a_str_enum() -> None:
     assert line.state is pba.InventoryState.NO_BACKUPS
     assert line.state == "no backups"
     assert json.dumps({"state": line.state}) == '{"state": "no backups"}'
+
+
+async def test_an_exchange_that_echoes_the_secret_has_it_redacted(key: dict[str, str]) -> None:
+    def echo(request: pba.HttpRequest) -> pba.HttpResponse:
+        signed = orjson.loads(request.body or b"{}")["jwt"]
+        return _json(400, {"code": 3, "message": f"bad jwt {signed} (try again)"})
+
+    transport = pba.MockTransport(echo)
+    credentials = pba.ServiceAccountKey.from_dict(key, iam_endpoint="https://iam.example.com")
+    async with pba.BackupsClient(credentials, transport=transport) as client:
+        with pytest.raises(pba.AuthError, match=r"bad jwt <redacted> \(try again\)") as caught:
+            await client.get_backups_page(CLUSTER)
+    signed = orjson.loads(transport.requests[0].body or b"{}")["jwt"]
+    assert signed not in str(caught.value)
+    assert signed not in repr(caught.value)
+
+
+def test_a_requests_repr_hides_the_token_and_the_body() -> None:
+    request = pba.HttpRequest(
+        "POST",
+        URL("https://iam.example.com/iam/v1/tokens"),
+        {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"},
+        b'{"jwt": "eyJsecret"}',
+    )
+    text = repr(request)
+    assert TOKEN not in text
+    assert "eyJsecret" not in text
+    assert "'Authorization': '<redacted>'" in text
+    assert "<20 bytes>" in text
+    assert "'Accept': 'application/json'" in text
