@@ -19,7 +19,14 @@ from typing import Any, Self, TypeVar
 import aiohttp
 
 from . import protocol
-from .auth import Credentials, Exchange, ExchangedCredentials, check_token, credentials_from_env
+from .auth import (
+    Credentials,
+    Exchange,
+    ExchangedCredentials,
+    IamToken,
+    check_token,
+    credentials_from_env,
+)
 from .checks import check_int, check_iterable, check_positive
 from .errors import AuthError, UnauthenticatedError
 from .fanout import FanOut
@@ -402,6 +409,8 @@ class BackupsClient:
     async def _token(self, transport: Transport, retrying: Retrying) -> str:
         """A token for this call, within its deadline; `AuthError` if none can be had."""
         credentials = self._credentials
+        if isinstance(credentials, IamToken):
+            return await credentials.token()  # checked when made; nothing to wait for
         if isinstance(credentials, ExchangedCredentials):
             return await credentials.token_via(Exchange(transport, retrying))
         try:

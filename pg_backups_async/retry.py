@@ -142,7 +142,7 @@ class Retrying:
         self._budget = budget
         self._clock = clock or asyncio.get_running_loop().time
         self._sleep = sleep
-        self._ceilings = policy.ceilings()
+        self._ceilings: Iterator[float] | None = None  # made on the first retry
         self.deadline = self._clock() + policy.max_time
         self.attempts = 0
         """Attempts made so far, by every `run` of this call."""
@@ -188,6 +188,8 @@ class Retrying:
         if error.retry_after is not None:
             wait = float(min(error.retry_after, policy.max_retry_after))
         else:
+            if self._ceilings is None:
+                self._ceilings = policy.ceilings()
             wait = backoff.full_jitter(next(self._ceilings))
         if self.attempts >= policy.max_attempts:
             reason = ""

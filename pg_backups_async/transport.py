@@ -149,9 +149,11 @@ class AiohttpTransport:
         timeout: aiohttp.ClientTimeout | None = None,
         connection_limit: int = 100,
     ) -> None:
+        timeout = timeout or aiohttp.ClientTimeout(total=30.0, sock_connect=10.0)
+        self._attempt_time = timeout.total
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connection_limit),
-            timeout=timeout or aiohttp.ClientTimeout(total=30.0, sock_connect=10.0),
+            timeout=timeout,
             headers={"User-Agent": USER_AGENT},
             raise_for_status=False,
         )
@@ -160,26 +162,34 @@ class AiohttpTransport:
         self, request: HttpRequest, *, max_bytes: int, deadline: float | None = None
     ) -> HttpResponse:
         """The answer to `request`; see `Transport.send`."""
-        cut = asyncio.timeout_at(deadline)
+        cut = None
+        if deadline is not None and (
+            self._attempt_time is None
+            or asyncio.get_running_loop().time() + self._attempt_time > deadline
+        ):
+            cut = asyncio.timeout_at(deadline)  # else the attempt's own timeout comes first
         failure: NetworkError
         try:
-            async with (
-                cut,
-                self._session.request(
-                    request.method,
-                    request.url,
-                    headers=request.headers,
-                    data=request.body,
-                    allow_redirects=False,
-                ) as response,
-            ):
-                body = await _read(request, response, max_bytes)
-                return HttpResponse(response.status, response.headers, body)
+            if cut is None:
+                return await self._send(request, max_bytes)
+            async with cut:
+                return await self._send(request, max_bytes)
         except aiohttp.ClientError as exc:
             failure = _network_error(request, exc)
         except TimeoutError:
-            failure = _timed_out(request, cut.expired())
+            failure = _timed_out(request, cut is not None and cut.expired())
         raise failure  # outside the except block: no aiohttp exception in its context
+
+    async def _send(self, request: HttpRequest, max_bytes: int) -> HttpResponse:
+        async with self._session.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            data=request.body,
+            allow_redirects=False,
+        ) as response:
+            body = await _read(request, response, max_bytes)
+            return HttpResponse(response.status, response.headers, body)
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
