@@ -196,6 +196,17 @@ async def test_an_attempt_in_flight_is_cut_at_the_deadline() -> None:
     assert caught.value.__context__ is None
 
 
+async def test_over_the_network_too_an_attempt_is_cut_at_the_deadline(
+    emulator: Emulator,
+) -> None:
+    emulator.inject(Fault(status=None, delay=3600.0))
+    policy = pba.RetryPolicy(max_time=0.2)  # far inside the attempt's own 30 s timeout
+    async with pba.BackupsClient(pba.IamToken(TOKEN), endpoint=emulator.url, retry=policy) as c:
+        with pytest.raises(pba.NetworkError, match="deadline"):
+            await asyncio.wait_for(c.get_backups_page(emulator.cluster_ids[2]), GUARD)
+    assert len(emulator.requests) == 1
+
+
 async def test_custom_credentials_that_hang_end_at_the_deadline() -> None:
     class Hanging:
         async def token(self) -> str:
