@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import os
 import random
+import re
 import time
 import warnings
 from collections.abc import Mapping
@@ -30,9 +31,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from yarl import URL
 
+from .checks import check_str
 from .errors import ApiError, AuthError
-from .protocol import is_loopback, validate_endpoint
+from .protocol import validate_endpoint
 from .retry import Retrying, RetryPolicy
+from .sanitize import REDACTED, printable, redact_error
 from .transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
 from .wire import parse_status, parse_timestamp
 
@@ -44,8 +47,8 @@ JWT_AUDIENCE = "https://iam.api.cloud.yandex.net/iam/v1/tokens"
 METADATA_ADDRESS = "169.254.169.254"
 METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"  # noqa: S105
 JWT_LIFETIME = 3600  # seconds: the service accepts at most one hour
+MIN_RSA_BITS = 2048
 _KEY_ID_LINE = "PLEASE DO NOT REMOVE THIS LINE!"
-_REDACTED = "<redacted>"
 TOKEN_ANSWER_CAP = 16 * 1024  # bytes: a token answer is well under 2 KiB
 MAX_TOKEN_LIFETIME = 12 * 3600.0  # seconds: no IAM token lives longer
 STANDALONE_RETRY = RetryPolicy(max_attempts=3, max_time=20.0, base_delay=0.2, max_delay=2.0)
@@ -107,7 +110,7 @@ class IamToken(_Secret):
         return False
 
     def __repr__(self) -> str:
-        return f"IamToken({_REDACTED})"
+        return f"IamToken({REDACTED})"
 
     __str__ = __repr__
 
@@ -219,7 +222,10 @@ class ExchangedCredentials(_Secret):
         except AuthError as error:
             self._exchanges += 1
             if current is not None:
-                log.warning("keeping the current IAM token: refreshing it failed: %s", error)
+                log.warning(
+                    "keeping the current IAM token: refreshing it failed: %s",
+                    printable(str(error)),
+                )
                 self._failure, self._refresh_at = None, now + 30
                 return current
             self._failure = error
@@ -248,15 +254,17 @@ class ExchangedCredentials(_Secret):
                 retryable=error.retryable,
             )
         else:
-            return self._read(response, secret)
+            try:
+                return self._read(response)
+            except AuthError as error:
+                failure = error
+        redact_error(failure, (secret,))  # a service or proxy may echo the request
         raise failure
 
-    def _read(self, response: HttpResponse, secret: str | None) -> tuple[str, float]:
+    def _read(self, response: HttpResponse) -> tuple[str, float]:
         status, body = response.status, response.body
         if not 200 <= status < 300:
             _, message, request_id = parse_status(body)
-            if message and secret:
-                message = message.replace(secret, _REDACTED)  # a service that echoes it
             raise AuthError(
                 f"{self._where} refused: {message or f'HTTP {status}'}",
                 http_status=status,
@@ -356,16 +364,32 @@ class ServiceAccountKey(ExchangedCredentials):
     def from_file(
         cls, path: str | os.PathLike[str], *, iam_endpoint: str = IAM_ENDPOINT
     ) -> ServiceAccountKey:
-        """From a key file as the console saves it."""
+        """From a key file as the console saves it.
+
+        Errors name the path only when it looks like one: a value that may be the key
+        itself (several lines, JSON, a PEM block, over 200 characters) is never shown.
+        """
+        where = _shown_path(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ValueError(f"cannot read service account key file {path}: {reason}") from None
+            text = Path(path).read_text(encoding="utf-8-sig")  # a BOM is no part of the JSON
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+        except UnicodeDecodeError:
+            reason = "not UTF-8 text"
+        except ValueError:  # a NUL character: no path at all
+            reason = "not a path"
+        else:
+            reason = ""
+        if reason:
+            raise ValueError(f"cannot read the service account key file {where}: {reason}")
         try:
             data = orjson.loads(text)
         except ValueError:
-            raise ValueError(f"service account key file {path} is not JSON") from None
+            raise ValueError(f"the service account key file {where} is not JSON") from None
+        if not isinstance(data, Mapping):
+            raise ValueError(  # noqa: TRY004 - a bad value, not a bad argument type
+                f"the service account key file {where} holds JSON that is not an object"
+            )
         return cls.from_dict(data, iam_endpoint=iam_endpoint)
 
     def make_jwt(self, now: float | None = None) -> str:
@@ -395,10 +419,19 @@ class ServiceAccountKey(ExchangedCredentials):
     def __repr__(self) -> str:
         return (
             f"ServiceAccountKey(key_id={self.key_id!r}, "
-            f"service_account_id={self.service_account_id!r}, private_key={_REDACTED})"
+            f"service_account_id={self.service_account_id!r}, private_key={REDACTED})"
         )
 
     __str__ = __repr__
+
+
+def _shown_path(path: str | os.PathLike[str]) -> str:
+    """The path quoted, if it looks like a path; else only its length."""
+    text = os.fspath(path)
+    looks_like_key = any(c in text for c in '{}[]"') or "-----" in text or len(text) > 200
+    if looks_like_key or not text.isprintable():
+        return f"(a value of {len(text)} characters that is not a path)"
+    return repr(text)
 
 
 def _load_private_key(text: str) -> rsa.RSAPrivateKey:
@@ -413,6 +446,11 @@ def _load_private_key(text: str) -> rsa.RSAPrivateKey:
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("service account key: field 'private_key' is not an RSA key")  # noqa: TRY004
+    if key.key_size < MIN_RSA_BITS:
+        raise ValueError(
+            f"service account key: the RSA key has {key.key_size} bits; "
+            f"at least {MIN_RSA_BITS} are required"
+        )
     return key
 
 
@@ -442,7 +480,7 @@ class OAuthToken(ExchangedCredentials):
         return _iam_answer(answer)
 
     def __repr__(self) -> str:
-        return f"OAuthToken({_REDACTED})"
+        return f"OAuthToken({REDACTED})"
 
     __str__ = __repr__
 
@@ -487,28 +525,55 @@ class MetadataCredentials(ExchangedCredentials):
     __str__ = __repr__
 
 
+_METADATA_ADDRESS = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>[0-9.]+))(?::(?P<port>[0-9]{1,5}))?", re.ASCII
+)
+
+
 def _check_metadata_address(address: str) -> str:
-    if not isinstance(address, str):
-        raise TypeError(f"metadata address must be a str, not {type(address).__name__}")
-    if not address or "/" in address or "@" in address:
-        raise ValueError(f"metadata address must be host or host:port, got {address!r}")
-    host = address
-    if address.startswith("["):
-        host = address[1 : address.find("]")]
-    elif address.count(":") == 1:
-        host, port = address.split(":")
-        if not port.isdigit():
-            raise ValueError(f"metadata address has a bad port: {address!r}")
+    """An IP literal (IPv6 in brackets), link-local or loopback, with an optional port."""
+    match = _METADATA_ADDRESS.fullmatch(check_str(address, "metadata address"))
     try:
-        link_local = ipaddress.ip_address(host).is_link_local
+        if match is None:
+            raise ValueError  # noqa: TRY301 - one message for every malformed address
+        host = ipaddress.ip_address(match["v6"] or match["v4"])
+        if host.version != (6 if match["v6"] else 4):
+            raise ValueError  # noqa: TRY301
+        if match["port"] is not None and not 0 < int(match["port"]) < 65536:
+            raise ValueError  # noqa: TRY301
     except ValueError:
-        link_local = False
-    if not (link_local or is_loopback(host)):
+        raise ValueError(
+            f"metadata address must be an IP address (IPv6 in brackets) with an optional "
+            f"numeric port, such as 169.254.169.254 or [::1]:8080; got {printable(address)!r}"
+        ) from None
+    if not (host.is_link_local or host.is_loopback):
         raise ValueError(
             f"metadata address {address!r} is neither link-local nor loopback: "
             "the token would travel over plain HTTP"
         )
     return address
+
+
+def _key_from_variable(value: str, iam_endpoint: str) -> ServiceAccountKey:
+    """YC_SERVICE_ACCOUNT_KEY_FILE: a path, or the key's JSON itself; never echoed."""
+    name = "YC_SERVICE_ACCOUNT_KEY_FILE"
+    if value.startswith("-----"):
+        raise ValueError(
+            f"{name} holds a PEM block; it takes the key's JSON file as the console saves it "
+            "(its path, or its text)"
+        )
+    if value[0] in '{["':
+        try:
+            data = orjson.loads(value)
+        except ValueError:
+            raise ValueError(
+                f"{name} is neither a readable file nor a JSON object "
+                f"(a value of {len(value)} characters)"
+            ) from None
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{name} holds JSON that is not an object")
+        return ServiceAccountKey.from_dict(data, iam_endpoint=iam_endpoint)
+    return ServiceAccountKey.from_file(value, iam_endpoint=iam_endpoint)
 
 
 ENVIRONMENT_VARIABLES = (
@@ -530,17 +595,9 @@ def credentials_from_env(
     env = os.environ if environ is None else environ
     if env.get("YC_IAM_TOKEN"):
         return IamToken(env["YC_IAM_TOKEN"])
-    key = env.get("YC_SERVICE_ACCOUNT_KEY_FILE", "").strip()
+    key = env.get("YC_SERVICE_ACCOUNT_KEY_FILE", "").lstrip("\ufeff").strip()
     if key:
-        if key.startswith("{"):
-            try:
-                data = orjson.loads(key)
-            except ValueError:
-                raise ValueError(
-                    "YC_SERVICE_ACCOUNT_KEY_FILE holds text that is not JSON"
-                ) from None
-            return ServiceAccountKey.from_dict(data, iam_endpoint=iam_endpoint)
-        return ServiceAccountKey.from_file(key, iam_endpoint=iam_endpoint)
+        return _key_from_variable(key, iam_endpoint)
     for name in ("YC_OAUTH_TOKEN", "YC_TOKEN"):
         if env.get(name):
             return OAuthToken(env[name], iam_endpoint=iam_endpoint)

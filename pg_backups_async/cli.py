@@ -378,12 +378,18 @@ async def _clusters(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _run_inventory(
-    client: BackupsClient, args: argparse.Namespace, out: TextIO, **where: list[str]
+    client: BackupsClient,
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    folder_ids: list[str],
+    cluster_ids: list[str] | None = None,
 ) -> int:
     progress = Progress(sys.stderr, "inventory")
     try:
         lines = await client.inventory(
-            **where,
+            folder_ids=folder_ids,
+            cluster_ids=cluster_ids or [],
             concurrency=args.concurrency,
             page_size=args.page_size,
             stale_after=args.stale_after,

@@ -28,7 +28,7 @@ from .auth import (
     credentials_from_env,
 )
 from .checks import check_int, check_iterable, check_positive
-from .errors import AuthError, UnauthenticatedError
+from .errors import ApiError, AuthError, ResponseFormatError, UnauthenticatedError
 from .fanout import FanOut
 from .inventory import DEFAULT_STALE_AFTER, summarize
 from .limits import RateLimiter
@@ -43,6 +43,7 @@ from .models import (
 from .paging import P, PageStream
 from .protocol import Endpoint
 from .retry import RetryBudget, Retrying, RetryPolicy
+from .sanitize import redact_error
 from .transport import AiohttpTransport, HttpRequest, Transport
 
 _T = TypeVar("_T")
@@ -177,11 +178,13 @@ class BackupsClient:
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
+        max_pages: int | None = None,
     ) -> PageStream[BackupsPage, Backup]:
         """Stream the cluster's backups, fetching each next page ahead.
 
         Arguments are checked now, before any request; `max_items` stops after that
-        many backups, asking only for as many as it still needs.
+        many backups, asking only for as many as it still needs. A listing that has
+        not ended after `max_pages` pages raises `ResponseFormatError`.
         """
         return self._list(
             protocol.LIST_BACKUPS,
@@ -189,6 +192,7 @@ class BackupsClient:
             page_size=page_size,
             page_token=page_token,
             max_items=max_items,
+            max_pages=max_pages,
         )
 
     async def get_clusters_page(
@@ -216,6 +220,7 @@ class BackupsClient:
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
+        max_pages: int | None = None,
     ) -> PageStream[ClustersPage, Cluster]:
         """Stream the folder's clusters, fetching each next page ahead."""
         return self._list(
@@ -224,6 +229,7 @@ class BackupsClient:
             page_size=page_size,
             page_token=page_token,
             max_items=max_items,
+            max_pages=max_pages,
             filter=filter,
         )
 
@@ -246,6 +252,7 @@ class BackupsClient:
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
+        max_pages: int | None = None,
     ) -> PageStream[BackupsPage, Backup]:
         """Stream every backup in the folder (`Backup.list`), fetching each next page ahead."""
         return self._list(
@@ -254,6 +261,7 @@ class BackupsClient:
             page_size=page_size,
             page_token=page_token,
             max_items=max_items,
+            max_pages=max_pages,
         )
 
     async def get_backup(self, backup_id: str) -> Backup:
@@ -267,24 +275,31 @@ class BackupsClient:
         concurrency: int = 16,
         page_size: int | None = None,
         fail_fast: bool = False,
+        max_pages: int | None = None,
     ) -> FanOut[str, ClusterBackups]:
         """List many clusters' backups at once: `ClusterBackups` in completion order.
 
         At most `concurrency` requests are in flight, across all clusters and pages.
         Duplicated ids are listed once; every id is checked now, before any request.
-        A cluster's error is captured in its result unless `fail_fast`.
+        A cluster's error is captured in its result unless `fail_fast`. A cluster whose
+        listing has not ended after `max_pages` pages fails with `ResponseFormatError`.
         """
         ids = list(dict.fromkeys(check_iterable(cluster_ids, "cluster_ids")))
         for cluster_id in ids:
             protocol.validate_id(cluster_id)
         check_int(concurrency, "concurrency", minimum=1)
         protocol.validate_page_size(page_size)
+        protocol.validate_max_pages(max_pages)
         self._require_open()
 
         async def list_cluster(cluster_id: str) -> ClusterBackups:
             backups: list[Backup] = []
             stream = self._list(
-                protocol.LIST_BACKUPS, cluster_id, page_size=page_size, prefetch=False
+                protocol.LIST_BACKUPS,
+                cluster_id,
+                page_size=page_size,
+                max_pages=max_pages,
+                prefetch=False,
             )
             async with stream.pages() as pages:
                 async for page in pages:
@@ -311,6 +326,7 @@ class BackupsClient:
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         now: datetime | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        max_pages: int | None = None,
     ) -> list[ClusterInventory]:
         """Summarize the backups of every cluster in the folders and of the clusters named.
 
@@ -318,7 +334,8 @@ class BackupsClient:
         fan-out. A cluster with no completed backup younger than `stale_after` is
         stale. One line per cluster, folders' clusters first, in the order found;
         a cluster's error is in its line, while a folder that cannot be listed raises.
-        `on_progress(done, total)` is called as clusters complete.
+        `on_progress(done, total)` is called as clusters complete. `max_pages` bounds
+        each listing, as in `list_backups_many`.
         """
         folder_ids = check_iterable(folder_ids, "folder_ids")
         cluster_ids = check_iterable(cluster_ids, "cluster_ids")
@@ -336,21 +353,32 @@ class BackupsClient:
         now = now or datetime.now(UTC)
         known: dict[str, Cluster | None] = {}
         for folder_id in folder_ids:
-            async with self.list_clusters(folder_id, page_size=page_size) as clusters:
+            async with self.list_clusters(
+                folder_id, page_size=page_size, max_pages=max_pages
+            ) as clusters:
                 async for cluster in clusters:
                     known.setdefault(cluster.id, cluster)
         for cluster_id in cluster_ids:
             known.setdefault(cluster_id, None)
         lines: dict[str, ClusterInventory] = {}
+        for cluster_id, found in known.items():
+            error = _invalid_listed_id(cluster_id)
+            if error is not None:  # from Cluster.list: that cluster's line, not the end
+                lines[cluster_id] = summarize(
+                    ClusterBackups(cluster_id, error=error), found, now=now
+                )
         async with self.list_backups_many(
-            known, concurrency=concurrency, page_size=page_size
+            [cluster_id for cluster_id in known if cluster_id not in lines],
+            concurrency=concurrency,
+            page_size=page_size,
+            max_pages=max_pages,
         ) as results:
             async for result in results:
                 lines[result.cluster_id] = summarize(
                     result, known[result.cluster_id], now=now, stale_after=stale_after
                 )
                 if on_progress is not None:
-                    on_progress(len(lines), results.total)
+                    on_progress(len(lines), len(known))
         return [lines[cluster_id] for cluster_id in known]
 
     # The request path
@@ -363,12 +391,14 @@ class BackupsClient:
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
+        max_pages: int | None = None,
         prefetch: bool = True,
         **arguments: Any,
     ) -> PageStream[P, Any]:
         """A stream over a list call; its arguments are checked now."""
         endpoint.build(resource_id, page_size=page_size, page_token=page_token, **arguments)
         protocol.validate_max_items(max_items)
+        protocol.validate_max_pages(max_pages)
         self._require_open()
 
         async def fetch(token: str | None, size: int | None) -> P:
@@ -381,6 +411,7 @@ class BackupsClient:
             page_size=page_size,
             page_token=protocol.validate_page_token(page_token),
             max_items=max_items,
+            max_pages=max_pages,
             prefetch=prefetch,
             default_page_size=protocol.SERVER_DEFAULT_PAGE_SIZE,
             name=f"{endpoint.name}({resource_id})",
@@ -394,8 +425,10 @@ class BackupsClient:
         transport = self._require_open()
         retrying = Retrying(self._retry, self.retry_budget)
 
+        parse = endpoint.parser(keywords.get("page_size"))
+
         async def attempt() -> _T:
-            return await self._attempt(transport, request, endpoint.parse, token, retrying)
+            return await self._attempt(transport, request, parse, token, retrying)
 
         token = await self._token(transport, retrying)
         try:
@@ -440,22 +473,26 @@ class BackupsClient:
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
         client_request_id = str(uuid.uuid4())
-        response = await transport.send(
-            HttpRequest(
-                "GET",
-                request.url(self._base_url),
-                protocol.request_headers(token, client_request_id),
-            ),
-            max_bytes=self._max_response_bytes,
-            deadline=retrying.deadline,
-        )
-        return protocol.read_response(
-            response.status,
-            response.headers,
-            response.body,
-            parse,
-            client_request_id=client_request_id,
-        )
+        try:
+            response = await transport.send(
+                HttpRequest(
+                    "GET",
+                    request.url(self._base_url),
+                    protocol.request_headers(token, client_request_id),
+                ),
+                max_bytes=self._max_response_bytes,
+                deadline=retrying.deadline,
+            )
+            return protocol.read_response(
+                response.status,
+                response.headers,
+                response.body,
+                parse,
+                client_request_id=client_request_id,
+            )
+        except ApiError as error:
+            redact_error(error, (token,))  # a server or proxy may echo the request
+            raise
 
     def _require_open(self) -> Transport:
         if self._state is _Lifecycle.OPEN and self._transport is not None:
@@ -465,6 +502,15 @@ class BackupsClient:
         raise RuntimeError(
             "this BackupsClient is not open: use it as 'async with BackupsClient(...) as client:'"
         )
+
+
+def _invalid_listed_id(cluster_id: str) -> ResponseFormatError | None:
+    """The error for a cluster id from `Cluster.list` that cannot be sent back in a path."""
+    try:
+        protocol.validate_id(cluster_id)
+    except ValueError as error:
+        return ResponseFormatError(f"Cluster.list gave an unusable cluster id: {error}")
+    return None
 
 
 def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Generic, Self, TypeVar
 
 import attrs
@@ -23,6 +24,19 @@ class _Raise:
 
 
 _WORKER_DONE = object()
+_CLOSED = object()
+
+
+@attrs.frozen
+class _Work(Generic[K, R]):
+    """What the workers share; not the fan-out itself, so that a fan-out dropped
+    without `aclose()` is collected, and its finalizer stops them."""
+
+    run: Callable[[K], Awaitable[R]]
+    on_error: Callable[[K, ApiError], R]
+    keys: Iterator[K]
+    queue: asyncio.Queue[object]
+    fail_fast: bool
 
 
 class FanOut(AsyncClosing, Generic[K, R]):
@@ -34,7 +48,8 @@ class FanOut(AsyncClosing, Generic[K, R]):
     a slow consumer pauses the workers instead of piling results up. A key's `ApiError`
     becomes `on_error(key, error)`, its result; with `fail_fast`, the first error closes
     the fan-out and is raised. Use `async with` (or `aclose()`) to stop early with
-    nothing left running.
+    nothing left running; closing it from another task ends its iteration. One task
+    at a time may iterate it.
     """
 
     def __init__(
@@ -46,17 +61,16 @@ class FanOut(AsyncClosing, Generic[K, R]):
         concurrency: int,
         fail_fast: bool = False,
     ) -> None:
-        self._run = run
-        self._on_error = on_error
-        self._keys = iter(keys)
+        self._work: _Work[K, R] = _Work(
+            run, on_error, iter(keys), asyncio.Queue(maxsize=concurrency), fail_fast
+        )
         self._total = len(keys)
         self._concurrency = concurrency
-        self._fail_fast = fail_fast
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=concurrency)
         self._workers: list[asyncio.Task[None]] = []
         self._running = 0
         self._started = False
         self._closed = False
+        self._busy = False
         self._delivered = 0
 
     @property
@@ -79,14 +93,26 @@ class FanOut(AsyncClosing, Generic[K, R]):
     async def __anext__(self) -> R:
         if self._closed:
             raise StopAsyncIteration
+        if self._busy:
+            raise RuntimeError("this fan-out is already being iterated by another task")
+        self._busy = True
+        try:
+            return await self._next()
+        finally:
+            self._busy = False
+
+    async def _next(self) -> R:
         if not self._started:
             self._start()
-        while self._running or not self._queue.empty():
+        queue = self._work.queue
+        while self._running or not queue.empty():
             try:
-                item = await self._queue.get()
+                item = await queue.get()
             except BaseException:
                 await self.aclose()
                 raise
+            if item is _CLOSED or self._closed:
+                raise StopAsyncIteration
             if item is _WORKER_DONE:
                 self._running -= 1
                 continue
@@ -106,27 +132,37 @@ class FanOut(AsyncClosing, Generic[K, R]):
             worker.cancel()
         if workers:
             await asyncio.wait(workers)
+        with contextlib.suppress(asyncio.QueueFull):  # full: nobody is waiting on it
+            self._work.queue.put_nowait(_CLOSED)  # wakes a consumer in another task
+
+    def __del__(self) -> None:
+        # A fan-out dropped without aclose(): stop its workers rather than leak them.
+        for worker in getattr(self, "_workers", ()):
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                worker.cancel()
 
     def _start(self) -> None:
         self._started = True
         count = min(self._concurrency, self._total)
         self._running = count
         self._workers = [
-            asyncio.create_task(self._work(), name=f"pg-backups-async fan-out worker {n}")
+            asyncio.create_task(_work(self._work), name=f"pg-backups-async fan-out worker {n}")
             for n in range(count)
         ]
 
-    async def _work(self) -> None:
-        try:
-            for key in self._keys:  # shared: each key is taken by one worker
-                try:
-                    result = await self._run(key)
-                except ApiError as error:
-                    if self._fail_fast:
-                        await self._queue.put(_Raise(error))
-                        return
-                    result = self._on_error(key, error)
-                await self._queue.put(result)
-        except Exception as error:  # noqa: BLE001 - a bug: the consumer raises it
-            await self._queue.put(_Raise(error))
-        await self._queue.put(_WORKER_DONE)
+
+async def _work(work: _Work[K, R]) -> None:
+    """One worker: keys in turn until none is left (each key is taken by one worker)."""
+    try:
+        for key in work.keys:
+            try:
+                result = await work.run(key)
+            except ApiError as error:
+                if work.fail_fast:
+                    await work.queue.put(_Raise(error))
+                    return
+                result = work.on_error(key, error)
+            await work.queue.put(result)
+    except Exception as error:  # noqa: BLE001 - a bug: the consumer raises it
+        await work.queue.put(_Raise(error))
+    await work.queue.put(_WORKER_DONE)

@@ -30,6 +30,9 @@ class Page(Protocol[T_co]):
 
 P = TypeVar("P", bound=Page[object])
 
+MAX_EMPTY_PAGES = 100
+"""Empty pages in a row, each with a new token, after which a listing is cut off."""
+
 FetchPage = Callable[[str | None, int | None], Awaitable[P]]
 """`fetch(page_token, page_size)` -> the page; None asks for the first page / default size."""
 
@@ -49,9 +52,13 @@ class PageStream(AsyncClosing, Generic[P, T]):
     for only when it is needed). Use it with `async for`; use `async with` (or
     `aclose()`) to stop early with nothing left running. `pages()` iterates pages
     instead of items. `next_page_token` is the token to resume from later: the page
-    after the last one fully handed out, None once the listing is complete.
+    after the last one fully handed out, None once the listing is complete. Closing it
+    from another task ends its iteration; one task at a time may iterate it.
     `default_page_size` is the service's page size when none is asked for, so that
     `max_items` can ask for less when it needs less.
+
+    A listing that never ends is cut off with `ResponseFormatError`: a repeated page
+    token, `MAX_EMPTY_PAGES` empty pages in a row, or more than `max_pages` pages.
     """
 
     def __init__(
@@ -61,6 +68,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
+        max_pages: int | None = None,
         prefetch: bool = True,
         default_page_size: int = 100,
         name: str = "listing",
@@ -75,7 +83,10 @@ class PageStream(AsyncClosing, Generic[P, T]):
         # the page before it is handed out, or None at the end of the listing.
         self._next: _Request[P] | ApiError | None = _Request(page_token)
         self._seen_tokens: set[str] = set() if page_token is None else {page_token}
+        self._max_pages = max_pages
         self._received = 0  # items received, counted against max_items
+        self._pages = 0  # pages received, counted against max_pages
+        self._empty_in_a_row = 0
         self._resume_token = page_token  # the first page not yet handed out in full
         # Iterating by item: the current page's items, the next one's index, and the
         # token that follows the page (the resume token once it is handed out).
@@ -84,6 +95,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
         self._after_items = page_token
         self._mode: str | None = None
         self._closed = False
+        self._busy = False  # a task is waiting for a page
 
     @property
     def next_page_token(self) -> str | None:
@@ -162,9 +174,17 @@ class PageStream(AsyncClosing, Generic[P, T]):
         if isinstance(request, ApiError):
             await self.aclose()
             raise request
+        if self._busy:
+            raise RuntimeError("this stream is already being iterated by another task")
         task = request.task or self._start(request)
+        self._busy = True
         try:
             page = await task
+        except asyncio.CancelledError:
+            if self._closed and not _cancelling():
+                raise StopAsyncIteration from None  # aclose() from another task
+            await self.aclose()
+            raise
         except ApiError as error:
             error.page_token = request.token
             await self.aclose()
@@ -172,6 +192,8 @@ class PageStream(AsyncClosing, Generic[P, T]):
         except BaseException:
             await self.aclose()
             raise
+        finally:
+            self._busy = False
         return self._accept(page, request.token)
 
     def _start(self, request: _Request[P]) -> asyncio.Task[P]:
@@ -203,20 +225,33 @@ class PageStream(AsyncClosing, Generic[P, T]):
             self._next = None
             return page, after
         self._received += count
+        self._pages += 1
+        self._empty_in_a_row = 0 if count else self._empty_in_a_row + 1
         if after is None:
             self._next = None
         elif after in self._seen_tokens:
-            self._next = ResponseFormatError(
-                f"the service repeated page token {after[:20]!r} in one {self._name}; "
-                "stopping instead of looping",
-                field="nextPageToken",
-            )
+            self._next = self._endless(f"the service repeated page token {after[:20]!r}")
+        elif self._empty_in_a_row >= MAX_EMPTY_PAGES:
+            self._next = self._endless(f"the service sent {MAX_EMPTY_PAGES} empty pages in a row")
+        elif self._max_pages is not None and self._pages >= self._max_pages:
+            self._next = self._endless(f"the listing did not end within max_pages={self._pages}")
         else:
             self._seen_tokens.add(after)
             self._next = _Request(after)
             if self._prefetch:
                 self._start(self._next)
         return page, after
+
+    def _endless(self, what: str) -> ResponseFormatError:
+        return ResponseFormatError(
+            f"{what} in one {self._name}; stopping instead of looping", field="nextPageToken"
+        )
+
+
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled (rather than what it awaits)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _fetch_page(fetch: FetchPage[P], token: str | None, size: int | None) -> P:

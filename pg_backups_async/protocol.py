@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from . import wire
 from .checks import check_optional_int, check_str
 from .errors import ApiError, ResponseFormatError, error_class_for_status, status_phrase
 from .models import Backup, BackupsPage, Cluster, ClustersPage
-from .wire import MAX_PAGE_TOKEN_LENGTH, parse_status
+from .wire import MAX_PAGE_SIZE, MAX_PAGE_TOKEN_LENGTH, parse_status
 
 _T = TypeVar("_T")
 
@@ -26,7 +27,6 @@ API_PREFIX = "/managed-postgresql/v1"
 MAX_ID_LENGTH = 50
 MAX_BACKUP_ID_LENGTH = 256  # no limit is declared; backup ids are "<clusterId>:<name>"
 MAX_FILTER_LENGTH = 1000
-MAX_PAGE_SIZE = 1000
 SERVER_DEFAULT_PAGE_SIZE = 100
 
 # RFC 3986 unreserved characters: nothing in an id can be read as path syntax.
@@ -53,12 +53,21 @@ class Endpoint(Generic[_T]):
     """One API call, declared: its name, how to build its request, how to read its answer.
 
     `build` checks its arguments and raises `ValueError` or `TypeError` before anything
-    is sent; list calls' builders take `page_size` and `page_token` keywords.
+    is sent. A `paged` call's builder takes `page_size` and `page_token` keywords, and
+    its parser a `max_items` that refuses a page larger than was asked for.
     """
 
     name: str
     build: Callable[..., Request]
-    parse: Callable[[bytes], _T]
+    parse: Callable[..., _T]
+    paged: bool = False
+
+    def parser(self, page_size: int | None = None) -> Callable[[bytes], _T]:
+        """The answer's parser; for a paged call, one refusing more than `page_size` items
+        (more than the API's 1000 when None)."""
+        if not self.paged:
+            return self.parse
+        return functools.partial(self.parse, max_items=page_size or MAX_PAGE_SIZE)
 
 
 def validate_endpoint(endpoint: str) -> URL:
@@ -158,6 +167,11 @@ def validate_max_items(max_items: int | None) -> int | None:
     return check_optional_int(max_items, "max_items", minimum=1)
 
 
+def validate_max_pages(max_pages: int | None) -> int | None:
+    """`max_pages` of at least 1, or None for no limit."""
+    return check_optional_int(max_pages, "max_pages", minimum=1)
+
+
 def _page_query(page_size: int | None, page_token: str | None) -> tuple[tuple[str, str], ...]:
     query: list[tuple[str, str]] = []
     if page_size is not None:
@@ -214,14 +228,14 @@ def get_cluster_request(cluster_id: str) -> Request:
 
 
 LIST_BACKUPS = Endpoint[BackupsPage](
-    "Cluster.listBackups", list_backups_request, wire.parse_backups_page
+    "Cluster.listBackups", list_backups_request, wire.parse_backups_page, paged=True
 )
 LIST_CLUSTERS = Endpoint[ClustersPage](
-    "Cluster.list", list_clusters_request, wire.parse_clusters_page
+    "Cluster.list", list_clusters_request, wire.parse_clusters_page, paged=True
 )
 GET_CLUSTER = Endpoint[Cluster]("Cluster.get", get_cluster_request, wire.parse_cluster)
 LIST_FOLDER_BACKUPS = Endpoint[BackupsPage](
-    "Backup.list", list_folder_backups_request, wire.parse_backups_page
+    "Backup.list", list_folder_backups_request, wire.parse_backups_page, paged=True
 )
 GET_BACKUP = Endpoint[Backup]("Backup.get", get_backup_request, wire.parse_backup)
 

@@ -18,6 +18,7 @@ import backoff
 
 from .checks import check_int, check_optional_int, check_positive
 from .errors import ApiError, NetworkError
+from .sanitize import printable
 
 log = logging.getLogger("pg_backups_async")
 log.addHandler(logging.NullHandler())
@@ -117,10 +118,13 @@ class RetryBudget:
 
 
 def describe(error: ApiError) -> str:
-    """An error for a log line: status, both request ids, message."""
+    """An error for a log line: status, both request ids, message (control characters
+    escaped, so that a server's text cannot forge a line)."""
     status = error.http_status if error.http_status is not None else "no answer"
     server = f", request id {error.request_id}" if error.request_id else ""
-    return f"status {status}, client request id {error.client_request_id}{server}: {error.message}"
+    return printable(
+        f"status {status}, client request id {error.client_request_id}{server}: {error.message}"
+    )
 
 
 class Retrying:

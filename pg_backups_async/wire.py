@@ -35,6 +35,7 @@ from .models import (
 )
 
 MAX_PAGE_TOKEN_LENGTH = 100
+MAX_PAGE_SIZE = 1000
 
 _E = TypeVar("_E", bound=enum.Enum)
 _T = TypeVar("_T")
@@ -59,17 +60,23 @@ def _structure_str(value: object, _: object) -> str:
     raise TypeError(f"expected a string, got {_describe(value)}")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _structure_int64(value: object, _: object) -> int:
+    number: int | None = None
     if type(value) is str:
         digits = value[1:] if value[:1] == "-" else value
-        if digits.isdigit() and digits.isascii():
-            return int(value)
+        if digits.isdigit() and digits.isascii() and len(digits) <= 19:
+            number = int(value)
     elif type(value) is int:
-        return value
+        number = value
     elif type(value) is float and value.is_integer():
-        return int(value)
+        number = int(value)
     elif value is None:
         return 0
+    if number is not None and INT64_MIN <= number <= INT64_MAX:
+        return number
     raise ValueError(f"expected an int64 (a string of digits or a number), got {_describe(value)}")
 
 
@@ -226,7 +233,10 @@ def _resource_hook(
         elif field.type is str:
             value = f"{var} if type({var}) is str else {full}"
         elif field.type is int:
-            digits = f"type({var}) is str and {var}.isascii() and {var}.isdigit()"
+            # Up to 18 digits always fit an int64; anything else takes the full hook.
+            digits = (
+                f"type({var}) is str and len({var}) < 19 and {var}.isascii() and {var}.isdigit()"
+            )
             value = f"int({var}) if {digits} else {full}"
         elif field.type in (datetime, datetime | None):
             namespace.update(fromisoformat=datetime.fromisoformat, UTC_SHAPES=_UTC_SHAPES)
@@ -363,9 +373,22 @@ def structure(obj: object, cls: type[_T], *, fast: bool = True) -> _T:
         raise _explain(obj, cls) from None
 
 
-def parse_backups_page(body: bytes) -> BackupsPage:
-    """A `Cluster.listBackups` response body as a `BackupsPage`."""
-    return structure(loads(body), BackupsPage)
+def _structure_page(obj: object, cls: type[_T], max_items: int) -> _T:
+    """A page, refused before its items are structured if it holds more than asked for."""
+    items_key = _PAGES[cls][0]
+    if type(obj) is dict:
+        items = obj.get(items_key)
+        if type(items) is list and len(items) > max_items:
+            raise ResponseFormatError(
+                f"{items_key}: {len(items)} items in a page of at most {max_items}",
+                field=items_key,
+            )
+    return structure(obj, cls)
+
+
+def parse_backups_page(body: bytes, max_items: int = MAX_PAGE_SIZE) -> BackupsPage:
+    """A `Cluster.listBackups` or `Backup.list` response body as a `BackupsPage`."""
+    return _structure_page(loads(body), BackupsPage, max_items)
 
 
 def parse_backup(body: bytes) -> Backup:
@@ -378,9 +401,9 @@ def parse_cluster(body: bytes) -> Cluster:
     return structure(loads(body), Cluster)
 
 
-def parse_clusters_page(body: bytes) -> ClustersPage:
+def parse_clusters_page(body: bytes, max_items: int = MAX_PAGE_SIZE) -> ClustersPage:
     """A `Cluster.list` response body as a `ClustersPage`."""
-    return structure(loads(body), ClustersPage)
+    return _structure_page(loads(body), ClustersPage, max_items)
 
 
 def parse_status(body: bytes) -> tuple[int | None, str | None, str | None]:

@@ -185,7 +185,9 @@ def test_a_key_that_is_not_rsa(key_data: dict[str, str]) -> None:
 
 
 def test_key_files_that_cannot_be_used(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"cannot read service account key file .*No such file"):
+    with pytest.raises(
+        ValueError, match=r"cannot read the service account key file .*No such file"
+    ):
         pba.ServiceAccountKey.from_file(tmp_path / "missing.json")
     garbage = tmp_path / "garbage.json"
     garbage.write_text("private_key: hunter2")
@@ -309,7 +311,21 @@ async def test_metadata_credentials(iam: Emulator) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["10.0.0.5", "metadata.example.com", "http://169.254.169.254", "a/b", "", "1.2.3.4:80"],
+    [
+        "10.0.0.5",
+        "metadata.example.com",
+        "http://169.254.169.254",
+        "a/b",
+        "",
+        "1.2.3.4:80",
+        "localhost",  # a name, not a literal: /etc/hosts could send it anywhere
+        "[::1]evil.com",
+        "[::1]\r\nX: y",
+        "[::1]?.evil.com",
+        "169.254.169.254:99999",
+        "169.254.169.254:8o",
+        "[169.254.169.254]",
+    ],
 )
 def test_metadata_address_must_be_link_local_or_loopback(address: str) -> None:
     with pytest.raises(ValueError, match="metadata address"):
@@ -317,7 +333,7 @@ def test_metadata_address_must_be_link_local_or_loopback(address: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["169.254.169.254", "169.254.169.254:80", "127.0.0.1:8080", "[::1]:80", "localhost"]
+    "address", ["169.254.169.254", "169.254.169.254:80", "127.0.0.1:8080", "[::1]:80", "[fe80::1]"]
 )
 def test_metadata_addresses_accepted(address: str) -> None:
     assert pba.MetadataCredentials(address=address).address == address
@@ -460,4 +476,4 @@ async def test_cli_with_a_service_account_key(
     code = await asyncio.to_thread(cli.main, [*args, "--iam-endpoint", iam.url])
     out, err = capsys.readouterr()
     assert code == 2
-    assert err.startswith("pg-backups: error: cannot read service account key file")
+    assert err.startswith("pg-backups: error: cannot read the service account key file")

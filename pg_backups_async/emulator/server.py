@@ -24,13 +24,8 @@ from .. import wire
 from ..auth import IAM_TOKENS_PATH, JWT_AUDIENCE, JWT_LIFETIME, METADATA_TOKEN_PATH
 from ..errors import GRPC_CODE_NAMES
 from ..models import Backup, Cluster
-from ..protocol import (
-    API_PREFIX,
-    MAX_FILTER_LENGTH,
-    MAX_ID_LENGTH,
-    MAX_PAGE_SIZE,
-    SERVER_DEFAULT_PAGE_SIZE,
-)
+from ..protocol import API_PREFIX, MAX_FILTER_LENGTH, MAX_ID_LENGTH, SERVER_DEFAULT_PAGE_SIZE
+from ..wire import MAX_PAGE_SIZE
 from .encoding import dumps, format_timestamp, to_wire
 from .seed import DEFAULT_FOLDER_ID, synthetic_clusters, this_hour
 
