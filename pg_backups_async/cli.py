@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TextIO, TypeVar
@@ -24,6 +25,7 @@ from .errors import ApiError
 from .inventory import DEFAULT_STALE_AFTER
 from .models import Backup, Cluster, ClusterInventory
 from .protocol import API_ENDPOINT
+from .sanitize import printable, redact
 
 FORMATS = ("table", "json", "jsonl", "csv")
 EXIT_OK, EXIT_STALE, EXIT_ERROR = 0, 1, 2
@@ -78,6 +80,19 @@ def human_age(age: timedelta | None) -> str:
     if days:
         return f"{days}d{hours}h"
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV field that a spreadsheet will not run: text that starts like a formula gets a
+    leading `'`, as spreadsheet-safety guides (OWASP's "CSV injection") advise."""
+    if isinstance(value, dict):
+        value = orjson.dumps(value).decode()
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _when(value: datetime | None) -> str:
@@ -157,7 +172,7 @@ async def write_items(items: AsyncIterator[_T], out: TextIO, fmt: str, view: Vie
     if fmt == "table":
         rows = [view.header]
         async for item in items:
-            rows.append(view.row(item))
+            rows.append(tuple(printable(cell) for cell in view.row(item)))
             count += 1
         widths = [max(len(row[i]) for row in rows) for i in range(len(view.header))]
         for row in rows:
@@ -165,15 +180,15 @@ async def write_items(items: AsyncIterator[_T], out: TextIO, fmt: str, view: Vie
             out.write("  ".join(cells).rstrip() + "\n")
     elif fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=view.fields, lineterminator="\n")
+        # csv quotes a field with LF (the line terminator) but not one with a bare CR.
+        quoting_all = csv.DictWriter(
+            out, fieldnames=view.fields, lineterminator="\n", quoting=csv.QUOTE_ALL
+        )
         writer.writeheader()
         async for item in items:
-            data = _flat(item, view.fields)
-            writer.writerow(
-                {
-                    k: orjson.dumps(v).decode() if isinstance(v, dict) else v
-                    for k, v in data.items()
-                }
-            )
+            fields = {k: csv_cell(v) for k, v in _flat(item, view.fields).items()}
+            has_cr = any(isinstance(v, str) and "\r" in v for v in fields.values())
+            (quoting_all if has_cr else writer).writerow(fields)
             count += 1
     elif fmt == "jsonl":
         async for item in items:
@@ -275,6 +290,9 @@ def _parser() -> argparse.ArgumentParser:
     output.add_argument("--page-size", type=int, metavar="N", help="items per request")
     output.add_argument(
         "-v", "--verbose", action="store_true", help="log retries and give-ups to stderr"
+    )
+    output.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
     )
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(
@@ -455,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger = logging.getLogger("pg_backups_async")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("pg-backups: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("pg-backups: %(message)s"))
     if args.verbose:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
@@ -467,14 +485,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.setLevel(logging.NOTSET)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped: a server's text cannot forge one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def _error(text: str) -> None:
+    print(f"pg-backups: {printable(text)}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         code: int = asyncio.run(_COMMANDS[args.command](args, sys.stdout))
-    except (UsageError, ValueError) as exc:
-        print(f"pg-backups: error: {exc}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError) as exc:
+        _error(f"error: {exc}")
         return EXIT_ERROR
     except ApiError as exc:
-        print(f"pg-backups: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _error(f"{type(exc).__name__}: {exc}")
         return EXIT_ERROR
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other Unix tools do.
@@ -482,6 +511,14 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, unless --debug
+        if args.debug:
+            traceback.print_exc()
+        _error(
+            f"unexpected error: {type(exc).__name__}: {redact(str(exc))} "
+            "(a bug: please report it; --debug shows the traceback)"
+        )
+        return EXIT_ERROR
     return code
 
 

@@ -300,6 +300,7 @@ class BackupsClient:
                 page_size=page_size,
                 max_pages=max_pages,
                 prefetch=False,
+                owned=False,  # the fan-out closes it; closing it apart would cut it short
             )
             async with stream.pages() as pages:
                 async for page in pages:
@@ -393,9 +394,11 @@ class BackupsClient:
         max_items: int | None = None,
         max_pages: int | None = None,
         prefetch: bool = True,
+        owned: bool = True,
         **arguments: Any,
     ) -> PageStream[P, Any]:
-        """A stream over a list call; its arguments are checked now."""
+        """A stream over a list call; its arguments are checked now. An `owned` stream is
+        the caller's, and closing the client closes it."""
         endpoint.build(resource_id, page_size=page_size, page_token=page_token, **arguments)
         protocol.validate_max_items(max_items)
         protocol.validate_max_pages(max_pages)
@@ -416,7 +419,8 @@ class BackupsClient:
             default_page_size=protocol.SERVER_DEFAULT_PAGE_SIZE,
             name=f"{endpoint.name}({resource_id})",
         )
-        self._streams.add(stream)
+        if owned:
+            self._streams.add(stream)
         return stream
 
     async def _get(self, endpoint: Endpoint[_T], *arguments: Any, **keywords: Any) -> _T:

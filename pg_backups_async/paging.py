@@ -234,7 +234,9 @@ class PageStream(AsyncClosing, Generic[P, T]):
         elif self._empty_in_a_row >= MAX_EMPTY_PAGES:
             self._next = self._endless(f"the service sent {MAX_EMPTY_PAGES} empty pages in a row")
         elif self._max_pages is not None and self._pages >= self._max_pages:
-            self._next = self._endless(f"the listing did not end within max_pages={self._pages}")
+            self._next = self._endless(
+                f"the listing did not end within max_pages={self._pages} pages"
+            )
         else:
             self._seen_tokens.add(after)
             self._next = _Request(after)

@@ -71,8 +71,8 @@ def _structure_int64(value: object, _: object) -> int:
             number = int(value)
     elif type(value) is int:
         number = value
-    elif type(value) is float and value.is_integer():
-        number = int(value)
+    elif type(value) is float and value.is_integer() and abs(value) <= 2**53:
+        number = int(value)  # beyond 2**53, a float is no longer the number that was sent
     elif value is None:
         return 0
     if number is not None and INT64_MIN <= number <= INT64_MAX:
