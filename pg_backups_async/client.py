@@ -13,12 +13,12 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiohttp
 
 from . import protocol
+from .aio import AsyncClosing
 from .auth import (
     Credentials,
     Exchange,
@@ -55,7 +55,7 @@ class _Lifecycle(enum.StrEnum):
     CLOSED = "closed"
 
 
-class BackupsClient:
+class BackupsClient(AsyncClosing):
     """A session with the Managed PostgreSQL API; use it as `async with BackupsClient(...)`.
 
     `credentials` gives the IAM token for each call (default: `credentials_from_env()`);
@@ -137,14 +137,6 @@ class BackupsClient:
             )
         self._state = _Lifecycle.OPEN
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close every stream still open, then the transport."""
