@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
 
 import aiohttp
 import attrs
@@ -10,8 +13,8 @@ import orjson
 import pytest
 
 from pg_backups_async import Backup, wire
-from pg_backups_async.emulator import Emulator, Fault, emulator_process
-from tests.conftest import ANCHOR
+from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, Fault, emulator_process
+from tests.conftest import ANCHOR, run_cli
 
 AUTH = {"Authorization": "Bearer x"}
 
@@ -106,6 +109,58 @@ def test_serves_from_the_command_line() -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert len(orjson.loads(response.read())["backups"]) == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_the_readme_command_serves_on_the_port_it_names() -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "pg_backups_async.emulator", "--port", str(port)]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as served:
+        try:
+            assert served.stdout is not None
+            banner = [served.stdout.readline() for _ in range(8)]
+            assert banner[0] == f"emulator serving on http://127.0.0.1:{port}\n"
+            assert f"folder {DEFAULT_FOLDER_ID}: 4 clusters\n" in banner
+            [hint] = [line for line in banner if line.startswith("try: ")]
+            assert hint == (
+                "try: YC_IAM_TOKEN=any pg-backups inventory "
+                f"--endpoint http://127.0.0.1:{port} --folder-id {DEFAULT_FOLDER_ID}\n"
+            )
+            # The command it suggests works as written (here in-process).
+            args = hint.split("pg-backups ", 1)[1].split()
+            result = run_cli(*args, token="any")
+            assert result.returncode in (0, 1), result.stderr
+            assert "4 clusters:" in result.stderr
+            # A second emulator on the same port fails clearly.
+            taken = subprocess.run(
+                command, capture_output=True, text=True, timeout=30, check=False
+            )
+            assert taken.returncode == 1
+            assert taken.stderr.startswith(f"emulator: cannot serve on 127.0.0.1:{port}:")
+        finally:
+            served.terminate()
+            served.wait(timeout=10)
+
+
+def test_the_folder_id_is_chosen_and_the_data_stays_deterministic() -> None:
+    with (
+        emulator_process("--folder-id", "b1gmyfolder", "--seed", "7") as (url, first),
+        emulator_process("--seed", "7") as (_, second),
+    ):
+        assert first == second  # the same seed, the same clusters
+        result = run_cli(
+            "clusters", "--endpoint", url, "--folder-id", "b1gmyfolder", "--format", "jsonl"
+        )
+        assert result.returncode == 0, result.stderr
+        assert [orjson.loads(line)["id"] for line in result.stdout.splitlines()] == first
 
 
 async def test_listing_size_repeats_the_backups() -> None:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 
-from . import Emulator
+from . import DEFAULT_FOLDER_ID, Emulator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,11 +16,24 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve an emulator of the Managed PostgreSQL API on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
-    parser.add_argument("--clusters", type=int, default=4, help="synthetic clusters to seed")
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port (default 8080; 0: any free port)"
+    )
+    parser.add_argument(
+        "--clusters", type=int, default=4, help="synthetic clusters to seed (default 4)"
+    )
+    parser.add_argument(
+        "--folder-id",
+        default=DEFAULT_FOLDER_ID,
+        help=f"the clusters' folder (default {DEFAULT_FOLDER_ID})",
+    )
     parser.add_argument("--backups-per-cluster", type=int, default=None, metavar="N")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the synthetic data")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for the synthetic data (default 0)"
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to each answer (default 0)"
+    )
     parser.add_argument(
         "--listing-size",
         type=int,
@@ -35,18 +48,27 @@ async def _serve(args: argparse.Namespace) -> None:
     emulator = Emulator(
         clusters=args.clusters,
         seed=args.seed,
+        folder_id=args.folder_id,
         backups_per_cluster=args.backups_per_cluster,
         latency=args.latency,
         listing_size=args.listing_size,
     )
-    async with emulator:
+    await emulator.start(args.host, args.port)
+    try:
         print(f"emulator serving on {emulator.url}", flush=True)
         for cluster_id in emulator.cluster_ids[:10]:
             print(f"  cluster {cluster_id}: {emulator.backup_count(cluster_id)} backups")
         if len(emulator.cluster_ids) > 10:
             print(f"  ... and {len(emulator.cluster_ids) - 10} more clusters")
+        print(f"folder {args.folder_id}: {len(emulator.cluster_ids)} clusters")
+        print(
+            "try: YC_IAM_TOKEN=any pg-backups inventory "
+            f"--endpoint {emulator.url} --folder-id {args.folder_id}"
+        )
         print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
+    finally:
+        await emulator.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
