@@ -44,7 +44,7 @@ from .models import (
     ClusterStatus,
     InventoryState,
 )
-from .paging import PageIterator, PageStream
+from .paging import PageIterator, PageStream, ResumePoint
 from .retry import RetryBudget, RetryPolicy
 from .transport import HttpRequest, HttpResponse, MockTransport, Transport
 
@@ -83,6 +83,7 @@ __all__ = [
     "RateLimiter",
     "ResourceExhaustedError",
     "ResponseFormatError",
+    "ResumePoint",
     "RetryBudget",
     "RetryPolicy",
     "ServiceAccountKey",

@@ -40,11 +40,12 @@ from .models import (
     ClusterInventory,
     ClustersPage,
 )
-from .paging import P, PageStream
+from .paging import P, PageStream, ResumePoint
 from .protocol import Endpoint
 from .retry import RetryBudget, Retrying, RetryPolicy
 from .sanitize import redact_error
 from .transport import AiohttpTransport, HttpRequest, Transport
+from .wire import MAX_PAGE_SIZE
 
 _T = TypeVar("_T")
 
@@ -171,12 +172,14 @@ class BackupsClient(AsyncClosing):
         page_token: str | None = None,
         max_items: int | None = None,
         max_pages: int | None = None,
+        resume: ResumePoint | str | None = None,
     ) -> PageStream[BackupsPage, Backup]:
         """Stream the cluster's backups, fetching each next page ahead.
 
         Arguments are checked now, before any request; `max_items` stops after that
         many backups, asking only for as many as it still needs. A listing that has
-        not ended after `max_pages` pages raises `ResponseFormatError`.
+        not ended after `max_pages` pages raises `ResponseFormatError`. `resume` (a
+        stream's `resume_point`, or its text) carries on exactly where one stopped.
         """
         return self._list(
             protocol.LIST_BACKUPS,
@@ -185,6 +188,7 @@ class BackupsClient(AsyncClosing):
             page_token=page_token,
             max_items=max_items,
             max_pages=max_pages,
+            resume=resume,
         )
 
     async def get_clusters_page(
@@ -213,6 +217,7 @@ class BackupsClient(AsyncClosing):
         page_token: str | None = None,
         max_items: int | None = None,
         max_pages: int | None = None,
+        resume: ResumePoint | str | None = None,
     ) -> PageStream[ClustersPage, Cluster]:
         """Stream the folder's clusters, fetching each next page ahead."""
         return self._list(
@@ -222,6 +227,7 @@ class BackupsClient(AsyncClosing):
             page_token=page_token,
             max_items=max_items,
             max_pages=max_pages,
+            resume=resume,
             filter=filter,
         )
 
@@ -245,6 +251,7 @@ class BackupsClient(AsyncClosing):
         page_token: str | None = None,
         max_items: int | None = None,
         max_pages: int | None = None,
+        resume: ResumePoint | str | None = None,
     ) -> PageStream[BackupsPage, Backup]:
         """Stream every backup in the folder (`Backup.list`), fetching each next page ahead."""
         return self._list(
@@ -254,6 +261,7 @@ class BackupsClient(AsyncClosing):
             page_token=page_token,
             max_items=max_items,
             max_pages=max_pages,
+            resume=resume,
         )
 
     async def get_backup(self, backup_id: str) -> Backup:
@@ -385,12 +393,26 @@ class BackupsClient(AsyncClosing):
         page_token: str | None = None,
         max_items: int | None = None,
         max_pages: int | None = None,
+        resume: ResumePoint | str | None = None,
         prefetch: bool = True,
         owned: bool = True,
         **arguments: Any,
     ) -> PageStream[P, Any]:
         """A stream over a list call; its arguments are checked now. An `owned` stream is
         the caller's, and closing the client closes it."""
+        skip = 0
+        if resume is not None:
+            if page_token is not None:
+                raise ValueError("pass page_token or resume, not both")
+            if isinstance(resume, str):
+                resume = ResumePoint.parse(resume)
+            if not isinstance(resume, ResumePoint):
+                raise TypeError(
+                    f"resume must be a ResumePoint or str, not {type(resume).__name__}"
+                )
+            page_token, skip = resume.page_token, resume.skip
+            if not 0 <= skip < MAX_PAGE_SIZE:
+                raise ValueError(f"a resume point skips 0 to 999 items, not {skip}")
         endpoint.build(resource_id, page_size=page_size, page_token=page_token, **arguments)
         protocol.validate_max_items(max_items)
         protocol.validate_max_pages(max_pages)
@@ -405,6 +427,7 @@ class BackupsClient(AsyncClosing):
             fetch,
             page_size=page_size,
             page_token=protocol.validate_page_token(page_token),
+            skip=skip,
             max_items=max_items,
             max_pages=max_pages,
             prefetch=prefetch,

@@ -79,6 +79,10 @@ class BackupsPage:
         """The page with only its first `count` backups."""
         return attrs.evolve(self, backups=self.backups[:count])
 
+    def skip(self, count: int) -> BackupsPage:
+        """The page without its first `count` backups."""
+        return attrs.evolve(self, backups=self.backups[count:])
+
 
 class ClusterEnvironment(enum.StrEnum):
     """The cluster's deployment environment."""
@@ -148,6 +152,10 @@ class ClustersPage:
     def head(self, count: int) -> ClustersPage:
         """The page with only its first `count` clusters."""
         return attrs.evolve(self, clusters=self.clusters[:count])
+
+    def skip(self, count: int) -> ClustersPage:
+        """The page without its first `count` clusters."""
+        return attrs.evolve(self, clusters=self.clusters[count:])
 
 
 @attrs.frozen

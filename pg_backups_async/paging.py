@@ -27,14 +27,53 @@ class Page(Protocol[T_co]):
 
     def head(self, count: int) -> Self: ...
 
+    def skip(self, count: int) -> Self: ...
+
 
 P = TypeVar("P", bound=Page[object])
 
+_MAX_PAGE_SIZE = 1000  # the most a page may hold; a resumed first request asks no more
 MAX_EMPTY_PAGES = 100
 """Empty pages in a row, each with a new token, after which a listing is cut off."""
 
 FetchPage = Callable[[str | None, int | None], Awaitable[P]]
 """`fetch(page_token, page_size)` -> the page; None asks for the first page / default size."""
+
+
+_RESUME_MARK = "~"
+
+
+@attrs.frozen
+class ResumePoint:
+    """Where a listing stopped, to the item: a page's token, and how many of that page's
+    items were already handed out.
+
+    `str()` gives a short text (`~3~MTAw`) that `parse()` and the list calls'
+    `resume=` (and the CLI's `--page-token`) take back.
+    """
+
+    page_token: str | None = None
+    skip: int = 0
+
+    def __str__(self) -> str:
+        return f"{_RESUME_MARK}{self.skip}{_RESUME_MARK}{self.page_token or ''}"
+
+    @classmethod
+    def parse(cls, text: str) -> ResumePoint:
+        """A resume point from its text, or `ValueError`."""
+        if not isinstance(text, str):
+            raise TypeError(f"a resume point must be a str, not {type(text).__name__}")
+        head, rest = text[: len(_RESUME_MARK)], text[len(_RESUME_MARK) :]
+        skip, mark, token = rest.partition(_RESUME_MARK)
+        valid = head == mark == _RESUME_MARK and skip.isascii() and skip.isdigit()
+        if not valid or len(skip) > 4:
+            raise ValueError("not a resume point (such as ~3~MTAw)")
+        return cls(page_token=token or None, skip=int(skip))
+
+    @staticmethod
+    def looks_like(text: str) -> bool:
+        """Whether `text` is a resume point's text rather than a service page token."""
+        return text.startswith(_RESUME_MARK)
 
 
 @attrs.define
@@ -45,15 +84,28 @@ class _Request(Generic[P]):
     task: asyncio.Task[P] | None = None
 
 
+@attrs.frozen
+class _Handout(Generic[P]):
+    """A page as handed out, with what is needed to say where the listing stands."""
+
+    page: P
+    token: str | None  # the page's own token (None: the first page)
+    offset: int  # how many of the page's items were skipped (a resumed stream's first)
+    after: str | None  # the next page's token
+    trimmed: bool  # cut short by max_items: the rest of the page is not handed out
+
+
 class PageStream(AsyncClosing, Generic[P, T]):
     """Items of a paged listing, fetching the next page while the caller works on this one.
 
     At most one page is fetched ahead (none with `prefetch=False`: each page is asked
     for only when it is needed). Use it with `async for`; use `async with` (or
     `aclose()`) to stop early with nothing left running. `pages()` iterates pages
-    instead of items. `next_page_token` is the token to resume from later: the page
-    after the last one fully handed out, None once the listing is complete. Closing it
-    from another task ends its iteration; one task at a time may iterate it.
+    instead of items. `next_page_token` is the service's token of the page after the
+    last one fully handed out (None once the listing is complete), while
+    `resume_point` is exact to the item: resuming from it repeats and loses nothing,
+    wherever the caller stopped. `skip` drops that many items of the first page.
+    Closing it from another task ends its iteration; one task at a time may iterate it.
     `default_page_size` is the service's page size when none is asked for, so that
     `max_items` can ask for less when it needs less.
 
@@ -67,6 +119,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
         *,
         page_size: int | None = None,
         page_token: str | None = None,
+        skip: int = 0,
         max_items: int | None = None,
         max_pages: int | None = None,
         prefetch: bool = True,
@@ -84,23 +137,38 @@ class PageStream(AsyncClosing, Generic[P, T]):
         self._next: _Request[P] | ApiError | None = _Request(page_token)
         self._seen_tokens: set[str] = set() if page_token is None else {page_token}
         self._max_pages = max_pages
+        self._skip = skip  # items of the first page to drop (a resumed listing)
         self._received = 0  # items received, counted against max_items
         self._pages = 0  # pages received, counted against max_pages
         self._empty_in_a_row = 0
-        self._resume_token = page_token  # the first page not yet handed out in full
-        # Iterating by item: the current page's items, the next one's index, and the
-        # token that follows the page (the resume token once it is handed out).
-        self._items: tuple[T, ...] = ()
+        # Where the listing stands: the page being handed out (None before the first),
+        # and how many of its items are handed out already.
+        self._current: _Handout[P] | None = None
         self._index = 0
-        self._after_items = page_token
+        self._start_point = ResumePoint(page_token, skip)
         self._mode: str | None = None
         self._closed = False
         self._busy = False  # a task is waiting for a page
 
     @property
     def next_page_token(self) -> str | None:
-        """The token to resume from: the page after the last one fully handed out."""
-        return self._resume_token
+        """The service's token of the page after the last one fully handed out."""
+        current = self._current
+        if current is None:
+            return self._start_point.page_token
+        if self._index < len(current.page.items) or current.trimmed:
+            return current.token
+        return current.after
+
+    @property
+    def resume_point(self) -> ResumePoint | None:
+        """Where to resume so as to repeat and lose nothing; None once complete."""
+        current = self._current
+        if current is None:
+            return self._start_point
+        if self._index < len(current.page.items) or current.trimmed:
+            return ResumePoint(current.token, current.offset + self._index)
+        return None if current.after is None else ResumePoint(current.after)
 
     @property
     def closed(self) -> bool:
@@ -117,17 +185,12 @@ class PageStream(AsyncClosing, Generic[P, T]):
 
     async def __anext__(self) -> T:
         self._claim("items")
-        while self._index >= len(self._items):
-            page, after = await self._next_page()
-            self._items = page.items  # type: ignore[assignment]
-            self._index = 0
-            self._after_items = after
-            if not self._items:
-                self._resume_token = after
-        item = self._items[self._index]
+        if self._closed:
+            raise StopAsyncIteration
+        while self._current is None or self._index >= len(self._current.page.items):
+            self._current, self._index = await self._next_page(), 0
+        item: T = self._current.page.items[self._index]  # type: ignore[assignment]
         self._index += 1
-        if self._index == len(self._items):
-            self._resume_token = self._after_items
         return item
 
     def pages(self) -> PageIterator[P]:
@@ -138,7 +201,6 @@ class PageStream(AsyncClosing, Generic[P, T]):
     async def aclose(self) -> None:
         """Stop: cancel the page being fetched ahead and wait until it has stopped."""
         self._closed = True
-        self._items = ()
         request, self._next = self._next, None
         if isinstance(request, _Request) and request.task is not None:
             request.task.cancel()
@@ -158,11 +220,12 @@ class PageStream(AsyncClosing, Generic[P, T]):
             raise RuntimeError("a stream is iterated either by item or by pages(), not both")
 
     async def _next_page_for_pages(self) -> P:
-        page, self._resume_token = await self._next_page()
-        return page
+        self._current = await self._next_page()
+        self._index = len(self._current.page.items)
+        return self._current.page
 
-    async def _next_page(self) -> tuple[P, str | None]:
-        """The next page and the token to resume from once it is handed out in full.
+    async def _next_page(self) -> _Handout[P]:
+        """The next page, with where it stands in the listing.
 
         The page after it is asked for at once (with prefetch); StopAsyncIteration at
         the end of the listing, and the stream closes on any error.
@@ -204,6 +267,8 @@ class PageStream(AsyncClosing, Generic[P, T]):
                 size = remaining if remaining < self._default_page_size else None
             else:
                 size = min(size, remaining)
+        if self._skip:  # the items to drop come on top of those wanted
+            size = min(self._skip + (size or self._default_page_size), _MAX_PAGE_SIZE)
         request.task = asyncio.create_task(
             _fetch_page(self._fetch, request.token, size),
             name=f"pg-backups-async prefetch {self._name}",
@@ -211,19 +276,20 @@ class PageStream(AsyncClosing, Generic[P, T]):
         request.task.add_done_callback(retrieve_exception)
         return request.task
 
-    def _accept(self, page: P, token: str | None) -> tuple[P, str | None]:
-        """Count the page in and decide what comes next; returns it and its resume token."""
+    def _accept(self, page: P, token: str | None) -> _Handout[P]:
+        """Count the page in and decide what comes next."""
+        offset, self._skip = self._skip, 0
+        if offset:
+            page = page.skip(offset)
         count = len(page.items)
         after = page.next_page_token
         if self._max_items is not None and self._received + count >= self._max_items:
-            if self._received + count > self._max_items:
-                # The server sent more than asked: hand out exactly max_items, and resume
-                # from this page's own token, since it is not handed out in full.
+            trimmed = self._received + count > self._max_items
+            if trimmed:  # hand out exactly max_items; the rest of the page is not
                 page = page.head(self._max_items - self._received)
-                after = token
             self._received = self._max_items
             self._next = None
-            return page, after
+            return _Handout(page, token, offset, after, trimmed)
         self._received += count
         self._pages += 1
         self._empty_in_a_row = 0 if count else self._empty_in_a_row + 1
@@ -242,7 +308,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
             self._next = _Request(after)
             if self._prefetch:
                 self._start(self._next)
-        return page, after
+        return _Handout(page, token, offset, after, trimmed=False)
 
     def _endless(self, what: str) -> ResponseFormatError:
         return ResponseFormatError(

@@ -235,6 +235,16 @@ async def test_a_server_that_sends_more_than_asked_is_trimmed() -> None:
     assert stream.next_page_token is None  # that page was not handed out in full
 
 
+async def test_a_trimmed_page_resumes_at_the_first_item_not_handed_out() -> None:
+    fetch = Script({None: _page(list(range(10)), "A"), "A": _page([10], None)})
+    stream: pba.PageStream[pba.BackupsPage, pba.Backup] = pba.PageStream(fetch, max_items=3)
+    assert _ids([b async for b in stream]) == ["0", "1", "2"]
+    assert stream.resume_point == pba.ResumePoint(None, 3)
+    rest = pba.PageStream(fetch, page_token=None, skip=3)
+    assert _ids([b async for b in rest]) == [str(i) for i in range(3, 11)]
+    assert fetch.calls[-2:] == [(None, 103), ("A", None)]  # the skip is asked for on top
+
+
 async def test_aclose_is_idempotent_and_ends_iteration() -> None:
     fetch = Script({None: _page([1, 2], "A"), "A": _page([3], None)})
     stream: pba.PageStream[pba.BackupsPage, pba.Backup] = pba.PageStream(fetch)
@@ -259,3 +269,76 @@ async def test_a_failed_prefetch_nobody_awaits_is_still_retrieved(
     await asyncio.wait(prefetch)  # it failed, and nobody awaited it
     del stream, prefetch
     # the autouse fixture then collects garbage and asserts no "never retrieved" report
+
+
+# An exact resume
+
+
+@pytest.mark.parametrize("stop_after", [1, 19, 20, 21, 45, 249])
+async def test_resuming_from_the_resume_point_repeats_and_loses_nothing(
+    client: pba.BackupsClient, emulator: Emulator, stop_after: int
+) -> None:
+    cluster = emulator.cluster_ids[0]
+    got: list[pba.Backup] = []
+    async with client.list_backups(cluster, page_size=20) as stream:
+        async for backup in stream:
+            got.append(backup)
+            if len(got) == stop_after:
+                break
+    point = stream.resume_point
+    assert point is not None
+    text = str(point)
+    assert pba.ResumePoint.parse(text) == point
+    rest = [b async for b in client.list_backups(cluster, page_size=20, resume=text)]
+    assert got + rest == emulator.backups(cluster)  # 250 delivered, 250 unique
+
+
+async def test_next_page_token_keeps_the_services_meaning(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    cluster = emulator.cluster_ids[0]
+    got = []
+    async with client.list_backups(cluster, page_size=20) as stream:
+        async for backup in stream:
+            got.append(backup)
+            if len(got) == 45:
+                break
+    assert stream.next_page_token == "NDA="  # base64("40"): the page holding item 41
+    assert stream.resume_point == pba.ResumePoint("NDA=", 5)
+
+
+async def test_resume_points_at_the_edges(client: pba.BackupsClient, emulator: Emulator) -> None:
+    cluster = emulator.cluster_ids[1]  # 40 backups
+    stream = client.list_backups(cluster, page_size=15)
+    assert stream.resume_point == pba.ResumePoint(None, 0)  # nothing handed out yet
+    assert len([b async for b in stream]) == 40
+    assert stream.resume_point is None  # complete
+    # max_items in the middle of a page, then with a small page size and a skip.
+    async with client.list_backups(cluster, page_size=15, max_items=20) as first:
+        head = [b async for b in first]
+    assert first.resume_point == pba.ResumePoint("MjA=")  # the second request asked for 5
+    resumed = client.list_backups(cluster, page_size=3, max_items=4, resume="~2~MjA=")
+    more = [b async for b in resumed]
+    assert head + more == emulator.backups(cluster)[:20] + emulator.backups(cluster)[22:26]
+    # by pages, too
+    pages = client.list_backups(cluster, page_size=15, resume=pba.ResumePoint("MTU=", 5))
+    sizes = [len(page.backups) async for page in pages.pages()]
+    assert sizes == [15, 5]  # the first request asks for the 5 to skip on top of 15
+
+
+def test_resume_point_text_is_checked() -> None:
+    for text in ("MTU=", "~x~MTU=", "~~MTU=", "~12345~t", "3~MTU="):
+        with pytest.raises(ValueError, match="resume point"):
+            pba.ResumePoint.parse(text)
+    assert pba.ResumePoint.parse("~0~") == pba.ResumePoint(None, 0)
+    assert pba.ResumePoint.parse("~7~a~b") == pba.ResumePoint("a~b", 7)
+
+
+async def test_resume_and_page_token_together_are_refused(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    with pytest.raises(ValueError, match="page_token or resume"):
+        client.list_backups(emulator.cluster_ids[0], page_token="MTU=", resume="~1~MTU=")
+    with pytest.raises(ValueError, match="0 to 999"):
+        client.list_backups(emulator.cluster_ids[0], resume=pba.ResumePoint("MTU=", 1000))
+    assert emulator.requests == []
