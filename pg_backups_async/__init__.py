@@ -5,6 +5,13 @@ async with BackupsClient(credentials=IamToken(token)) as client:
         ...
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pg-backups-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0"
+
 from .auth import (
     Credentials,
     IamToken,

@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import csv
 import enum
+import io
 import logging
 import os
 import re
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TextIO, TypeVar
@@ -19,11 +21,19 @@ from typing import Any, Generic, TextIO, TypeVar
 import attrs
 import orjson
 
-from .auth import IAM_ENDPOINT, Credentials, IamToken, ServiceAccountKey, credentials_from_env
+from . import __version__
+from .auth import (
+    ENVIRONMENT_VARIABLES,
+    IAM_ENDPOINT,
+    Credentials,
+    IamToken,
+    ServiceAccountKey,
+    credentials_from_env,
+)
 from .client import BackupsClient
 from .errors import ApiError
-from .inventory import DEFAULT_STALE_AFTER
-from .models import Backup, Cluster, ClusterInventory
+from .models import Backup, BackupStatus, Cluster, ClusterInventory, InventoryState
+from .paging import ResumePoint
 from .protocol import API_ENDPOINT
 from .sanitize import printable, redact
 
@@ -61,25 +71,33 @@ def record(obj: Any) -> dict[str, Any]:
 
 
 def human_size(size: int) -> str:
-    """Bytes in binary units: `512 B`, `1.5 GiB`."""
+    """Bytes in binary units, at most four characters of number: `512 B`, `1.5 GiB`,
+    `0.99 TiB` (a unit changes at 1000 of the one below, not 1024)."""
     value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1000 or unit == "PiB":
+            break
         value /= 1024
-    return f"{value:.1f} TiB"
+    if unit == "B":
+        return f"{value:.0f} B"
+    return f"{value:.2f} {unit}" if value < 1 else f"{value:.1f} {unit}"
 
 
 def human_age(age: timedelta | None) -> str:
-    """A duration as `3d4h`, `5h12m` or `42m`; `-` for none."""
+    """A duration as `3d4h05m`, `5h12m` or `42m`; `-` for none."""
     if age is None:
         return "-"
     minutes = max(0, int(age.total_seconds() // 60))
     days, minutes = divmod(minutes, 24 * 60)
     hours, minutes = divmod(minutes, 60)
     if days:
-        return f"{days}d{hours}h"
+        return f"{days}d{hours}h{minutes:02d}m"
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 cluster`, `2 clusters`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -90,6 +108,8 @@ def csv_cell(value: object) -> object:
     leading `'`, as spreadsheet-safety guides (OWASP's "CSV injection") advise."""
     if isinstance(value, dict):
         value = orjson.dumps(value).decode()
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in json, not Python's True
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value
     return value
@@ -106,6 +126,8 @@ class View(Generic[_T]):
     header: tuple[str, ...]
     row: Callable[[_T], tuple[str, ...]]
     fields: tuple[str, ...]
+    widths: tuple[int, ...] | None = None
+    """Fixed column widths: the table is printed as items arrive. None: sized to fit."""
 
 
 BACKUPS = View[Backup](
@@ -120,6 +142,7 @@ BACKUPS = View[Backup](
         human_size(b.journal_size),
     ),
     fields=tuple(a.name for a in attrs.fields(Backup)),
+    widths=(54, 19, 9, 11, 8, 10, 10),
 )
 
 CLUSTERS = View[Cluster](
@@ -133,13 +156,14 @@ CLUSTERS = View[Cluster](
         _when(c.created_at),
     ),
     fields=tuple(a.name for a in attrs.fields(Cluster)),
+    widths=(20, 24, 11, 8, 8, 19),
 )
 
 
 def _inventory_state(line: ClusterInventory) -> str:
     if line.error is not None:
-        return f"ERROR {type(line.error).__name__}: {line.error}"
-    return {"ok": "ok", "stale": "STALE", "no backups": "NO BACKUPS"}[line.state]
+        return f"error: {type(line.error).__name__}: {line.error}"
+    return str(line.state)
 
 
 INVENTORY = View[ClusterInventory](
@@ -166,18 +190,31 @@ def _flat(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     return data
 
 
+def _table_line(row: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() + "\n"
+
+
 async def write_items(items: AsyncIterator[_T], out: TextIO, fmt: str, view: View[_T]) -> int:
-    """Write items as they arrive (a table waits for all, to size its columns); the count."""
+    """Write items as they arrive; the count. A table with fixed widths is written line
+    by line; one without waits for every item, to size its columns. `json` stays a
+    well-formed document when the items stop with an error: it holds those received."""
     count = 0
-    if fmt == "table":
+    if fmt == "table" and view.widths is not None:
+        async for item in items:
+            if not count:  # the header with the first row: an error first shows neither
+                out.write(_table_line(view.header, view.widths))
+            out.write(_table_line([printable(c) for c in view.row(item)], view.widths))
+            count += 1
+        if not count:
+            out.write(_table_line(view.header, view.widths))
+    elif fmt == "table":
         rows = [view.header]
         async for item in items:
             rows.append(tuple(printable(cell) for cell in view.row(item)))
             count += 1
         widths = [max(len(row[i]) for row in rows) for i in range(len(view.header))]
         for row in rows:
-            cells = (cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-            out.write("  ".join(cells).rstrip() + "\n")
+            out.write(_table_line(row, widths))
     elif fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=view.fields, lineterminator="\n")
         # csv quotes a field with LF (the line terminator) but not one with a bare CR.
@@ -196,11 +233,13 @@ async def write_items(items: AsyncIterator[_T], out: TextIO, fmt: str, view: Vie
             count += 1
     else:
         out.write("[")
-        async for item in items:
-            out.write(",\n  " if count else "\n  ")
-            out.write(orjson.dumps(_flat(item, view.fields)).decode())
-            count += 1
-        out.write("\n]\n" if count else "]\n")
+        try:
+            async for item in items:
+                out.write(",\n  " if count else "\n  ")
+                out.write(orjson.dumps(_flat(item, view.fields)).decode())
+                count += 1
+        finally:
+            out.write("\n]\n" if count else "]\n")
     out.flush()
     return count
 
@@ -266,92 +305,254 @@ def inventory_exit_code(lines: Iterable[ClusterInventory]) -> int:
 
 def inventory_summary(lines: Sequence[ClusterInventory]) -> str:
     """One line: how many clusters are in each state."""
-    counts = {state: 0 for state in ("ok", "stale", "no backups", "error")}
+    counts = {state: 0 for state in InventoryState}
     for line in lines:
         counts[line.state] += 1
     return (
-        f"{len(lines)} clusters: {counts['ok']} ok, {counts['stale']} stale, "
-        f"{counts['no backups']} without a completed backup, {counts['error']} errors"
+        f"{plural(len(lines), 'cluster')}: {counts[InventoryState.OK]} ok, "
+        f"{counts[InventoryState.STALE]} stale, "
+        f"{counts[InventoryState.NO_BACKUPS]} without a completed backup, "
+        f"{plural(counts[InventoryState.ERROR], 'error')}"
     )
 
 
 # Commands
 
+_STATES = {state.value.replace(" ", "-"): state for state in InventoryState}
+
+
+def _positive_int(low: int = 1, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            span = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is not {span}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _choices(allowed: dict[str, _T], what: str) -> Callable[[str], frozenset[_T]]:
+    def parse(text: str) -> frozenset[_T]:
+        chosen = set()
+        for name in text.split(","):
+            key = name.strip().lower()
+            if key not in allowed:
+                raise argparse.ArgumentTypeError(
+                    f"{name.strip()!r} is not a {what}: one of {', '.join(allowed)}"
+                )
+            chosen.add(allowed[key])
+        return frozenset(chosen)
+
+    parse.__name__ = what
+    return parse
+
+
+def parse_when(text: str) -> datetime:
+    """A moment: an RFC 3339 time or a date (UTC), or a duration ago such as `7d`."""
+    try:
+        return datetime.now(UTC) - parse_duration(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a time such as 2026-11-01 or 2026-11-01T08:00:00Z "
+            "nor a duration ago such as 7d"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _verbosity(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # On the top level and on each command, so that -v goes before or after the command.
+    default = False if top else argparse.SUPPRESS
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log retries and give-ups to stderr (default: off)",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="show the traceback of an unexpected error (default: off)",
+    )
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
 
 def _parser() -> argparse.ArgumentParser:
+    formatter = HelpFormatter
     parser = argparse.ArgumentParser(
         prog="pg-backups",
         description="List the backups of Yandex Cloud Managed PostgreSQL clusters.",
+        formatter_class=formatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _verbosity(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("--format", choices=FORMATS, default="table", help="default: table")
-    output.add_argument("--page-size", type=int, metavar="N", help="items per request")
+    output.add_argument("--format", choices=FORMATS, default="table", help="output format")
     output.add_argument(
-        "-v", "--verbose", action="store_true", help="log retries and give-ups to stderr"
+        "--page-size",
+        type=_positive_int(1, 1000),
+        metavar="N",
+        help="items per request, 1 to 1000 (default: the service's, 100)",
     )
-    output.add_argument(
-        "--debug", action="store_true", help="show the traceback of an unexpected error"
-    )
+    _verbosity(output, top=False)
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(
-        "--endpoint", default=None, help=f"API base URL (default $YC_ENDPOINT or {API_ENDPOINT})"
+        "--endpoint",
+        default=None,
+        metavar="URL",
+        help=f"the API's base URL (default: $YC_ENDPOINT, else {API_ENDPOINT})",
     )
     connection.add_argument(
         "--iam-token",
         default=None,
-        help="IAM token (prefer the YC_IAM_TOKEN environment variable: "
-        "arguments are visible to other users of the machine)",
+        metavar="TOKEN",
+        help="an IAM token (default: $YC_IAM_TOKEN; prefer the variable: other users of "
+        "the machine can see command arguments)",
     )
     connection.add_argument(
         "--service-account-key",
         default=None,
         metavar="FILE",
-        help="a service account's authorized key file (or $YC_SERVICE_ACCOUNT_KEY_FILE)",
+        help="a service account's authorized key file (default: $YC_SERVICE_ACCOUNT_KEY_FILE)",
     )
     connection.add_argument(
-        "--iam-endpoint", default=IAM_ENDPOINT, help=f"IAM token exchange (default {IAM_ENDPOINT})"
+        "--iam-endpoint", default=IAM_ENDPOINT, metavar="URL", help="the IAM token exchange"
     )
     checking = argparse.ArgumentParser(add_help=False)
-    checking.add_argument("--concurrency", type=int, default=16, metavar="N")
+    checking.add_argument(
+        "--concurrency",
+        type=_positive_int(1),
+        default=16,
+        metavar="N",
+        help="clusters listed at once (requests in flight at most)",
+    )
     checking.add_argument(
         "--stale-after",
         type=parse_duration,
-        default=DEFAULT_STALE_AFTER,
+        default="26h",
         metavar="DURATION",
-        help="a cluster whose newest completed backup is older is stale (default 26h)",
+        help="a cluster whose newest completed backup is older is stale (26h, 90m, 1d12h)",
+    )
+    checking.add_argument(
+        "--only",
+        type=_choices(_STATES, "state"),
+        default=None,
+        metavar="STATES",
+        help=f"show only clusters in these states, comma-separated: {', '.join(_STATES)} "
+        "(default: all; the exit status still counts every cluster)",
     )
 
     listing = commands.add_parser(
-        "list", parents=[output, connection], help="list a cluster's backups"
+        "list",
+        parents=[output, connection],
+        help="list a cluster's backups",
+        formatter_class=formatter,
     )
     listing.add_argument("cluster_id", metavar="CLUSTER_ID")
-    listing.add_argument("--max-items", type=int, metavar="N", help="stop after N backups")
+    listing.add_argument(
+        "--max-items",
+        type=_positive_int(1),
+        metavar="N",
+        help="stop after N backups (default: all)",
+    )
+    listing.add_argument(
+        "--page-token",
+        default=None,
+        metavar="TOKEN",
+        help="start from this page token, or from the resume point (~N~TOKEN) that an "
+        "interrupted listing printed (default: the first page)",
+    )
+    listing.add_argument(
+        "--status",
+        type=_choices({s.name.lower(): s for s in BackupStatus}, "status"),
+        default=None,
+        metavar="STATUSES",
+        help="only backups in these statuses, comma-separated: done, creating, "
+        "unspecified, unknown (default: all)",
+    )
+    listing.add_argument(
+        "--since",
+        type=parse_when,
+        default=None,
+        metavar="WHEN",
+        help="only backups completed at or after WHEN: 2026-11-01, 2026-11-01T08:00:00Z, "
+        "or a duration ago such as 7d (default: no limit)",
+    )
+    listing.add_argument(
+        "--until",
+        type=parse_when,
+        default=None,
+        metavar="WHEN",
+        help="only backups completed before WHEN, written as for --since (default: no limit)",
+    )
 
     clusters = commands.add_parser(
-        "clusters", parents=[output, connection], help="list a folder's clusters"
+        "clusters",
+        parents=[output, connection],
+        help="list a folder's clusters",
+        formatter_class=formatter,
     )
-    clusters.add_argument("--folder-id", default=None, help="default $YC_FOLDER_ID")
-    clusters.add_argument("--filter", default=None, help='only name="..." is supported')
+    clusters.add_argument("--folder-id", default=None, help="the folder (default: $YC_FOLDER_ID)")
+    clusters.add_argument(
+        "--filter", default=None, help='only clusters so named: name="..." (default: all)'
+    )
 
     inventory = commands.add_parser(
         "inventory",
         parents=[output, connection, checking],
         help="check every cluster has a fresh backup (exit 0 fresh, 1 stale, 2 errors)",
+        formatter_class=formatter,
     )
     inventory.add_argument(
-        "--folder-id", action="append", default=[], help="repeatable; default $YC_FOLDER_ID"
+        "--folder-id",
+        action="append",
+        default=[],
+        help="a folder whose clusters to check; repeatable (default: $YC_FOLDER_ID)",
     )
-    inventory.add_argument("--cluster-id", action="append", default=[], help="repeatable")
+    inventory.add_argument(
+        "--cluster-id",
+        action="append",
+        default=[],
+        help="a cluster to check; repeatable (default: none)",
+    )
 
     demo = commands.add_parser(
         "demo",
         parents=[output, checking],
         help="list backups and run an inventory against the built-in emulator",
+        formatter_class=formatter,
     )
-    demo.add_argument("--clusters", type=int, default=12, help="clusters to seed (default 12)")
+    demo.add_argument(
+        "--clusters", type=_positive_int(1), default=12, metavar="N", help="clusters to seed"
+    )
     return parser
+
+
+_NO_CREDENTIALS = (
+    "no credentials: pass --iam-token or --service-account-key FILE, or set one of "
+    + ", ".join(ENVIRONMENT_VARIABLES)
+)
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
@@ -361,25 +562,85 @@ def _credentials(args: argparse.Namespace) -> Credentials:
         return ServiceAccountKey.from_file(
             args.service_account_key, iam_endpoint=args.iam_endpoint
         )
-    return credentials_from_env(iam_endpoint=args.iam_endpoint)
+    if not any(os.environ.get(name) for name in ENVIRONMENT_VARIABLES):
+        raise UsageError(_NO_CREDENTIALS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        credentials = credentials_from_env(iam_endpoint=args.iam_endpoint)
+    for warning in caught:  # Python hides DeprecationWarning; a shell user should see it
+        print(f"pg-backups: notice: {warning.message}", file=sys.stderr)
+    return credentials
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    endpoint: str = args.endpoint
+    if endpoint is None:
+        endpoint = os.environ.get("YC_ENDPOINT") or API_ENDPOINT
+    if not endpoint.strip():
+        raise UsageError(
+            f"--endpoint is empty: give a URL such as {API_ENDPOINT}, or leave it out"
+        )
+    if "://" not in endpoint:
+        raise UsageError(
+            f"the endpoint {endpoint!r} has no scheme: write https://{endpoint} "
+            f"(or http://{endpoint} for the emulator on this machine)"
+        )
+    return endpoint
 
 
 def _client(args: argparse.Namespace) -> BackupsClient:
-    credentials = _credentials(args)
-    endpoint = args.endpoint or os.environ.get("YC_ENDPOINT") or API_ENDPOINT
-    if "://" not in endpoint:
-        endpoint = f"https://{endpoint}"
-    return BackupsClient(credentials, endpoint=endpoint)
+    endpoint = _endpoint(args)
+    return BackupsClient(_credentials(args), endpoint=endpoint)
+
+
+async def _matching(
+    backups: AsyncIterator[Backup], args: argparse.Namespace
+) -> AsyncIterator[Backup]:
+    """The backups that pass --status, --since and --until, at most --max-items of them."""
+    count = 0
+    async for backup in backups:
+        if args.status is not None and backup.status not in args.status:
+            continue
+        if args.since is not None or args.until is not None:
+            done = backup.created_at
+            if done is None:
+                continue
+            if (args.since is not None and done < args.since) or (
+                args.until is not None and done >= args.until
+            ):
+                continue
+        yield backup
+        count += 1
+        if args.max_items is not None and count >= args.max_items:
+            return
 
 
 async def _list(args: argparse.Namespace, out: TextIO) -> int:
+    filtered = args.status is not None or args.since is not None or args.until is not None
+    token, resume = args.page_token, None
+    if token is not None and ResumePoint.looks_like(token):
+        token, resume = None, token
     async with (
         _client(args) as client,
         client.list_backups(
-            args.cluster_id, page_size=args.page_size, max_items=args.max_items
+            args.cluster_id,
+            page_size=args.page_size,
+            page_token=token,
+            resume=resume,
+            max_items=None if filtered else args.max_items,
         ) as stream,
     ):
-        await write_items(stream, out, args.format, BACKUPS)
+        items = _matching(stream, args) if filtered else stream
+        try:
+            await write_items(items, out, args.format, BACKUPS)
+        except ApiError:
+            point = stream.resume_point
+            if point is not None and point != ResumePoint.parse(resume or f"~0~{token or ''}"):
+                args.resume_hint = f"pg-backups list {args.cluster_id} --page-token '{point}'"
+            raise
+        finally:
+            if filtered:
+                await items.aclose()  # type: ignore[attr-defined]
     return EXIT_OK
 
 
@@ -416,7 +677,12 @@ async def _run_inventory(
         )
     finally:
         progress.clear()
-    await write_items(_each(lines), out, args.format, INVENTORY)
+    shown = [line for line in lines if args.only is None or line.state in args.only]
+    await write_items(_each(shown), out, args.format, INVENTORY)
+    if not lines:
+        where = ", ".join(folder_ids)
+        print(f"pg-backups: no cluster found in folder {printable(where)}", file=sys.stderr)
+        return EXIT_STALE
     print(inventory_summary(lines), file=sys.stderr)
     return inventory_exit_code(lines)
 
@@ -436,6 +702,8 @@ async def _inventory(args: argparse.Namespace, out: TextIO) -> int:
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from .emulator import DEFAULT_FOLDER_ID, Emulator
 
+    # json is one document: {"backups": [...], "inventory": [...]}.
+    parts = (io.StringIO(), io.StringIO()) if args.format == "json" else (out, out)
     async with Emulator(clusters=args.clusters) as emulator:
         async with BackupsClient(IamToken("emulator-demo-token"), endpoint=emulator.url) as client:
             cluster_id = emulator.cluster_ids[0]
@@ -447,13 +715,19 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
             async with client.list_backups(
                 cluster_id, page_size=args.page_size, max_items=5
             ) as stream:
-                await write_items(stream, out, args.format, BACKUPS)
-            print(f"\nAn inventory of the folder's {args.clusters} clusters:", file=sys.stderr)
+                await write_items(stream, parts[0], args.format, BACKUPS)
+            print(
+                f"\nAn inventory of the folder's {plural(args.clusters, 'cluster')}:",
+                file=sys.stderr,
+            )
             started = time.perf_counter()
-            code = await _run_inventory(client, args, out, folder_ids=[DEFAULT_FOLDER_ID])
+            code = await _run_inventory(client, args, parts[1], folder_ids=[DEFAULT_FOLDER_ID])
+        if args.format == "json":
+            backups, inventory = (part.getvalue().strip() for part in parts)  # type: ignore[attr-defined]
+            out.write(f'{{"backups": {backups},\n "inventory": {inventory}}}\n')
         print(
-            f"{len(emulator.requests)} requests in {time.perf_counter() - started:.2f} s; "
-            f"`pg-backups inventory` would exit {code} "
+            f"{plural(len(emulator.requests), 'request')} in "
+            f"{time.perf_counter() - started:.2f} s; `pg-backups inventory` would exit {code} "
             "(0 all fresh, 1 stale or missing backups, 2 errors)",
             file=sys.stderr,
         )
@@ -504,6 +778,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except ApiError as exc:
         _error(f"{type(exc).__name__}: {exc}")
+        hint = getattr(args, "resume_hint", None)
+        if hint is not None:
+            _error(f"to carry on from there: {hint}")
         return EXIT_ERROR
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other Unix tools do.

@@ -106,12 +106,18 @@ class CliResult(NamedTuple):
     stderr: str
 
 
-def run_cli(*args: str, token: str | None = TOKEN, folder: str | None = None) -> CliResult:
+def run_cli(
+    *args: str,
+    token: str | None = TOKEN,
+    folder: str | None = None,
+    env: dict[str, str] | None = None,
+) -> CliResult:
     """`pg-backups ARGS` in this process (`cli.main`), with only the YC_ variables given
-    here; call it where no event loop is running (a plain test, or a worker thread)."""
+    here (`env` adds more); call it where no event loop is running (a plain test, or a
+    worker thread)."""
     out, err = io.StringIO(), io.StringIO()
     with (
-        _only_these_yc_variables(_yc_variables(token, folder)),
+        _only_these_yc_variables({**_yc_variables(token, folder), **(env or {})}),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
     ):

@@ -92,8 +92,12 @@ def test_max_items(served: tuple[str, list[str]]) -> None:
     [
         (("list", "c9qnosuchcluster0000"), SECRET, 2, "NotFoundError: HTTP 404 NOT_FOUND"),
         (("list", "../etc"), SECRET, 2, "cluster_id '../etc' contains '/'"),
-        (("list", "c9q", "--page-size", "0"), SECRET, 2, "page_size must be between 1 and 1000"),
-        (("list", "c9q"), None, 2, "no credentials: set one of YC_IAM_TOKEN"),
+        (
+            ("list", "c9q"),
+            None,
+            2,
+            "no credentials: pass --iam-token or --service-account-key FILE, or set one of",
+        ),
         (("list", "c9q"), "two words", 2, "IAM token contains whitespace"),
     ],
 )
@@ -111,6 +115,24 @@ def test_errors_are_one_line_without_traceback(
     [line] = result.stderr.splitlines()
     assert message in line
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--page-size", "0"), "argument --page-size: 0 is not between 1 and 1000"),
+        (("--max-items", "-1"), "argument --max-items: -1 is not at least 1"),
+        (("--status", "done,lost"), "argument --status: 'lost' is not a status"),
+        (("--since", "yesterday"), "argument --since: 'yesterday' is neither a time"),
+    ],
+)
+def test_bad_options_are_named_as_the_shell_user_typed_them(
+    args: tuple[str, ...], message: str
+) -> None:
+    result = run("list", "c9q", *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith("usage: pg-backups list")
+    assert message in result.stderr.splitlines()[-1]
 
 
 def test_plain_http_elsewhere_is_refused() -> None:

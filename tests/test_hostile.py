@@ -230,7 +230,7 @@ async def test_2_echoed_secrets_reach_neither_the_cli_log_nor_the_inventory(
         run_cli, "inventory", "--cluster-id", CLUSTER, "--endpoint", hostile.url, "-v"
     )
     assert result.returncode == 2
-    assert "ERROR UnavailableError" in result.stdout  # the STATE column
+    assert "error: UnavailableError" in result.stdout  # the STATE column
     assert "retrying after attempt 1" in result.stderr  # -v logs reached stderr
     assert TOKEN not in result.stdout + result.stderr
 

@@ -158,7 +158,8 @@ def test_human_age() -> None:
     assert human_age(None) == "-"
     assert human_age(timedelta(minutes=42)) == "42m"
     assert human_age(timedelta(hours=5, minutes=3)) == "5h03m"
-    assert human_age(timedelta(days=3, hours=4, minutes=59)) == "3d4h"
+    assert human_age(timedelta(days=3, hours=4, minutes=59)) == "3d4h59m"
+    assert human_age(timedelta(days=1, minutes=5)) == "1d0h05m"
 
 
 def test_exit_codes() -> None:
