@@ -636,7 +636,7 @@ async def _list(args: argparse.Namespace, out: TextIO) -> int:
         except ApiError:
             point = stream.resume_point
             if point is not None and point != ResumePoint.parse(resume or f"~0~{token or ''}"):
-                args.resume_hint = f"pg-backups list {args.cluster_id} --page-token '{point}'"
+                args.resume_hint = f"the same command with --page-token '{point}'"
             raise
         finally:
             if filtered:
@@ -780,7 +780,7 @@ def _run(args: argparse.Namespace) -> int:
         _error(f"{type(exc).__name__}: {exc}")
         hint = getattr(args, "resume_hint", None)
         if hint is not None:
-            _error(f"to carry on from there: {hint}")
+            _error(f"to carry on from there, run {hint}")
         return EXIT_ERROR
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other Unix tools do.

@@ -189,7 +189,7 @@ async def test_json_stays_well_formed_and_the_listing_resumes_exactly(
     error, hint = failed.stderr.splitlines()
     assert error.startswith("pg-backups: PermissionDeniedError: HTTP 403")
     assert hint == (
-        f"pg-backups: to carry on from there: pg-backups list {cluster} --page-token '~0~NDA='"
+        "pg-backups: to carry on from there, run the same command with --page-token '~0~NDA='"
     )
     resumed = await asyncio.to_thread(
         run_cli, *common, "--format", "json", "--page-token", "~0~NDA="
