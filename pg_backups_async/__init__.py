@@ -53,6 +53,7 @@ from .models import (
 )
 from .paging import PageIterator, PageStream, ResumePoint
 from .retry import RetryBudget, RetryPolicy
+from .serialize import from_dict, to_dict, to_json
 from .transport import HttpRequest, HttpResponse, MockTransport, Transport
 
 __all__ = [
@@ -98,4 +99,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "credentials_from_env",
+    "from_dict",
+    "to_dict",
+    "to_json",
 ]

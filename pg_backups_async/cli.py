@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import enum
 import io
 import logging
 import os
@@ -36,6 +35,7 @@ from .models import Backup, BackupStatus, Cluster, ClusterInventory, InventorySt
 from .paging import ResumePoint
 from .protocol import API_ENDPOINT
 from .sanitize import printable, redact
+from .serialize import to_dict
 
 FORMATS = ("table", "json", "jsonl", "csv")
 EXIT_OK, EXIT_STALE, EXIT_ERROR = 0, 1, 2
@@ -48,26 +48,6 @@ class UsageError(Exception):
 
 
 # Records and table rows
-
-
-def record(obj: Any) -> dict[str, Any]:
-    """An attrs instance as flat JSON-ready data: snake_case keys, ISO timestamps in UTC,
-    enum names, durations in seconds and errors as their message."""
-    result: dict[str, Any] = {}
-    for field in attrs.fields(type(obj)):
-        value = getattr(obj, field.name)
-        if isinstance(value, datetime):
-            value = value.isoformat().replace("+00:00", "Z")
-        elif isinstance(value, enum.Enum):
-            value = value.name
-        elif isinstance(value, timedelta):
-            value = int(value.total_seconds())
-        elif isinstance(value, ApiError):
-            value = f"{type(value).__name__}: {value}"
-        elif isinstance(value, dict):
-            value = dict(value)
-        result[field.name] = value
-    return result
 
 
 def human_size(size: int) -> str:
@@ -167,7 +147,19 @@ def _inventory_state(line: ClusterInventory) -> str:
 
 
 INVENTORY = View[ClusterInventory](
-    header=("CLUSTER", "NAME", "BACKUPS", "SIZE", "BASE", "INCR", "NEWEST (UTC)", "AGE", "STATE"),
+    header=(
+        "CLUSTER",
+        "NAME",
+        "BACKUPS",
+        "SIZE",
+        "BASE",
+        "INCR",
+        "NEWEST DONE (UTC)",
+        "AGE",
+        "TOOK",
+        "OLDEST DONE (UTC)",
+        "STATE",
+    ),
     row=lambda i: (
         i.cluster_id,
         i.name or "-",
@@ -175,19 +167,14 @@ INVENTORY = View[ClusterInventory](
         human_size(i.total_size),
         human_size(i.base_size),
         human_size(i.incremental_size),
-        _when(i.newest_created_at),
+        _when(i.newest_done_at),
         human_age(i.newest_done_age),
+        human_age(i.newest_done_duration),
+        _when(i.oldest_done_at),
         _inventory_state(i),
     ),
     fields=(*(a.name for a in attrs.fields(ClusterInventory)), "state"),
 )
-
-
-def _flat(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    data = record(obj)
-    if "state" in fields:
-        data["state"] = obj.state
-    return data
 
 
 def _table_line(row: Sequence[str], widths: Sequence[int]) -> str:
@@ -223,20 +210,20 @@ async def write_items(items: AsyncIterator[_T], out: TextIO, fmt: str, view: Vie
         )
         writer.writeheader()
         async for item in items:
-            fields = {k: csv_cell(v) for k, v in _flat(item, view.fields).items()}
+            fields = {k: csv_cell(v) for k, v in to_dict(item).items()}
             has_cr = any(isinstance(v, str) and "\r" in v for v in fields.values())
             (quoting_all if has_cr else writer).writerow(fields)
             count += 1
     elif fmt == "jsonl":
         async for item in items:
-            out.write(orjson.dumps(_flat(item, view.fields)).decode() + "\n")
+            out.write(orjson.dumps(to_dict(item)).decode() + "\n")
             count += 1
     else:
         out.write("[")
         try:
             async for item in items:
                 out.write(",\n  " if count else "\n  ")
-                out.write(orjson.dumps(_flat(item, view.fields)).decode())
+                out.write(orjson.dumps(to_dict(item)).decode())
                 count += 1
         finally:
             out.write("\n]\n" if count else "]\n")

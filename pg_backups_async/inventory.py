@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 from .models import (
+    Backup,
     BackupMethod,
     BackupStatus,
     Cluster,
@@ -36,12 +38,18 @@ def summarize(
     backups = result.backups
     created = [b.created_at for b in backups if b.created_at is not None]
     completed = [
-        b.created_at
+        b
         for b in backups
         if b.created_at is not None
         and (b.status is BackupStatus.DONE or b.status is BackupStatus.UNSPECIFIED)
     ]
-    age = now - max(completed) if completed else None
+    newest = max(completed, key=_completion) if completed else None
+    oldest = min(completed, key=_completion) if completed else None
+    newest_at = newest.created_at if newest is not None else None
+    age = now - newest_at if newest_at is not None else None
+    took = None
+    if newest is not None and newest.created_at is not None and newest.started_at is not None:
+        took = newest.created_at - newest.started_at
     return ClusterInventory(
         result.cluster_id,
         name=name,
@@ -54,4 +62,14 @@ def summarize(
         oldest_created_at=min(created) if created else None,
         newest_done_age=age,
         stale=age is None or age > stale_after,
+        newest_done_at=newest_at,
+        newest_done_duration=took,
+        oldest_done_at=oldest.created_at if oldest is not None else None,
+        done_size=sum(b.size for b in completed),
+        status_counts=dict(Counter(b.status.name for b in backups)),
     )
+
+
+def _completion(backup: Backup) -> datetime:
+    assert backup.created_at is not None  # only completed backups are compared
+    return backup.created_at

@@ -188,7 +188,8 @@ class ClusterInventory:
 
     `newest_done_age` is the age of the newest completed backup; `stale` is true when
     there is none younger than the inventory's threshold. On an error, only the
-    cluster's identity and `error` are set.
+    cluster's identity and `error` are set. A backup counts as completed when its status
+    is `DONE`, or when it has a completion time but no status, as older backups do.
     """
 
     cluster_id: str
@@ -203,6 +204,16 @@ class ClusterInventory:
     newest_done_age: timedelta | None = None
     stale: bool = False
     error: ApiError | None = None
+    newest_done_at: datetime | None = None
+    """When the newest completed backup completed."""
+    newest_done_duration: timedelta | None = None
+    """How long the newest completed backup took (`created_at - started_at`)."""
+    oldest_done_at: datetime | None = None
+    """When the oldest completed backup completed: where the restore window starts."""
+    done_size: int = 0
+    """The bytes of the completed backups."""
+    status_counts: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+    """How many backups in each status, by the status's name (`DONE`, `CREATING`, ...)."""
 
     @property
     def state(self) -> InventoryState:

@@ -571,7 +571,8 @@ async def test_10_an_inventory_goes_on_past_a_cluster_it_cannot_use(hostile: Hos
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [line["cluster_id"] for line in lines] == ["../../etc", good]
     assert lines[0]["state"] == "error"
-    assert "unusable cluster id" in lines[0]["error"]
+    assert "unusable cluster id" in lines[0]["error"]["message"]
+    assert lines[0]["error"]["type"] == "ResponseFormatError"
     assert lines[1]["backup_count"] == 1
     assert result.returncode == 2
     assert [r.path for r in hostile.requests][1:] == [
