@@ -51,6 +51,7 @@ from .models import (
     ClusterStatus,
     InventoryState,
 )
+from .observe import Attempt
 from .paging import PageIterator, PageStream, ResumePoint
 from .retry import RetryBudget, RetryPolicy
 from .serialize import from_dict, to_dict, to_json
@@ -58,6 +59,7 @@ from .transport import HttpRequest, HttpResponse, MockTransport, Transport
 
 __all__ = [
     "ApiError",
+    "Attempt",
     "AuthError",
     "Backup",
     "BackupMethod",

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
 import aiohttp
+import attrs
 
 from . import protocol
 from .aio import AsyncClosing
@@ -39,6 +41,15 @@ from .models import (
     ClusterBackups,
     ClusterInventory,
     ClustersPage,
+)
+from .observe import (
+    Attempt,
+    AttemptHook,
+    attempt_span,
+    call_span,
+    check_hooks,
+    emit,
+    end_attempt_span,
 )
 from .paging import P, PageStream, ResumePoint
 from .protocol import Endpoint
@@ -67,6 +78,8 @@ class BackupsClient(AsyncClosing):
     fan-out; `requests_per_second` spaces every request, retries included; an answer
     over `max_response_bytes` (counted after decompression) is refused. `transport`
     replaces the aiohttp session (for tests: `MockTransport`); the client closes it.
+    `on_attempt` is a function (or several) called with an `Attempt` after every HTTP
+    attempt, for the caller's logs, metrics and traces.
     """
 
     def __init__(
@@ -80,6 +93,7 @@ class BackupsClient(AsyncClosing):
         requests_per_second: float | None = None,
         max_response_bytes: int = 64 * 1024 * 1024,
         transport: Transport | None = None,
+        on_attempt: AttemptHook | Sequence[AttemptHook] | None = None,
     ) -> None:
         if credentials is None:
             credentials = credentials_from_env()
@@ -101,6 +115,7 @@ class BackupsClient(AsyncClosing):
         self._connection_limit = check_int(connection_limit, "connection_limit", minimum=1)
         self._max_response_bytes = check_int(max_response_bytes, "max_response_bytes", minimum=1)
         self._transport = transport
+        self._hooks = check_hooks(on_attempt)
         self._state = _Lifecycle.NEW
         self._streams: weakref.WeakSet[PageStream[Any, Any] | FanOut[Any, Any]] = weakref.WeakSet()
         self.rate_limiter = (
@@ -443,20 +458,39 @@ class BackupsClient(AsyncClosing):
         request = endpoint.build(*arguments, **keywords)
         transport = self._require_open()
         retrying = Retrying(self._retry, self.retry_budget)
-
         parse = endpoint.parser(keywords.get("page_size"))
+        outcome = _Outcome()
 
         async def attempt() -> _T:
-            return await self._attempt(transport, request, parse, token, retrying)
+            return await self._attempt(transport, request, parse, token, retrying, outcome)
 
-        token = await self._token(transport, retrying)
-        try:
-            return await retrying.run(attempt)
-        except UnauthenticatedError:
-            if not self._credentials.invalidate(token):
-                raise
-        token = await self._token(transport, retrying)  # a fresh one, sent once more
-        return await retrying.run(attempt)
+        def report(number: int, error: ApiError | None, wait: float | None) -> None:
+            emit(
+                self._hooks,
+                Attempt(
+                    endpoint.name,
+                    "GET",
+                    request.path,
+                    number,
+                    outcome.status,
+                    outcome.duration,
+                    wait,
+                    outcome.client_request_id,
+                    outcome.request_id,
+                    error,
+                ),
+            )
+
+        reporting = report if self._hooks else None
+        with call_span(endpoint.name):
+            token = await self._token(transport, retrying)
+            try:
+                return await retrying.run(attempt, report=reporting)
+            except UnauthenticatedError:
+                if not self._credentials.invalidate(token):
+                    raise
+            token = await self._token(transport, retrying)  # a fresh one, sent once more
+            return await retrying.run(attempt, report=reporting)
 
     async def _token(self, transport: Transport, retrying: Retrying) -> str:
         """A token for this call, within its deadline; `AuthError` if none can be had."""
@@ -487,31 +521,39 @@ class BackupsClient(AsyncClosing):
         parse: Callable[[bytes], _T],
         token: str,
         retrying: Retrying,
+        outcome: _Outcome,
     ) -> _T:
         """One request: a 2xx answer's body parsed, or the `ApiError` for anything else."""
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
         client_request_id = str(uuid.uuid4())
-        try:
-            response = await transport.send(
-                HttpRequest(
-                    "GET",
-                    request.url(self._base_url),
-                    protocol.request_headers(token, client_request_id),
-                ),
-                max_bytes=self._max_response_bytes,
-                deadline=retrying.deadline,
-            )
-            return protocol.read_response(
-                response.status,
-                response.headers,
-                response.body,
-                parse,
-                client_request_id=client_request_id,
-            )
-        except ApiError as error:
-            redact_error(error, (token,))  # a server or proxy may echo the request
-            raise
+        url = request.url(self._base_url)
+        outcome.begin(client_request_id)
+        with attempt_span(
+            "GET", str(url), self._base_url.host or "", self._base_url.port, retrying.attempts
+        ) as span:
+            try:
+                response = await transport.send(
+                    HttpRequest("GET", url, protocol.request_headers(token, client_request_id)),
+                    max_bytes=self._max_response_bytes,
+                    deadline=retrying.deadline,
+                )
+                outcome.answered(response.status, response.headers.get("x-request-id"))
+                result = protocol.read_response(
+                    response.status,
+                    response.headers,
+                    response.body,
+                    parse,
+                    client_request_id=client_request_id,
+                )
+            except ApiError as error:
+                redact_error(error, (token,))  # a server or proxy may echo the request
+                outcome.failed(error)
+                end_attempt_span(span, outcome.status, error)
+                raise
+            outcome.ended()
+            end_attempt_span(span, outcome.status, None)
+            return result
 
     def _require_open(self) -> Transport:
         if self._state is _Lifecycle.OPEN and self._transport is not None:
@@ -521,6 +563,33 @@ class BackupsClient(AsyncClosing):
         raise RuntimeError(
             "this BackupsClient is not open: use it as 'async with BackupsClient(...) as client:'"
         )
+
+
+@attrs.define
+class _Outcome:
+    """How the latest attempt of a call went, for the `on_attempt` hooks."""
+
+    started: float = 0.0
+    duration: float = 0.0
+    status: int | None = None
+    client_request_id: str | None = None
+    request_id: str | None = None
+
+    def begin(self, client_request_id: str) -> None:
+        self.started = time.perf_counter()
+        self.status = self.request_id = None
+        self.client_request_id = client_request_id
+
+    def answered(self, status: int, request_id: str | None) -> None:
+        self.status, self.request_id = status, request_id
+
+    def failed(self, error: ApiError) -> None:
+        self.status = error.http_status
+        self.request_id = error.request_id
+        self.ended()
+
+    def ended(self) -> None:
+        self.duration = time.perf_counter() - self.started
 
 
 def _invalid_listed_id(cluster_id: str) -> ResponseFormatError | None:

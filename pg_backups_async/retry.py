@@ -155,12 +155,19 @@ class Retrying:
         """Seconds left before the deadline (negative once it has passed)."""
         return self.deadline - self._clock()
 
-    async def run(self, attempt: Callable[[], Awaitable[_T]], *, retry: bool = True) -> _T:
+    async def run(
+        self,
+        attempt: Callable[[], Awaitable[_T]],
+        *,
+        retry: bool = True,
+        report: Callable[[int, ApiError | None, float | None], None] | None = None,
+    ) -> _T:
         """`attempt()` until it succeeds or the policy gives up; the last error is raised.
 
         The first attempt of a run is always made; only `ApiError`s that are
         `retryable` are retried, and cancellation never is. `retry=False` makes one
-        attempt.
+        attempt. `report(attempt, error, wait)` is told how each attempt ended, and the
+        wait before the next (None when there is none).
         """
         retried = False
         while True:
@@ -169,6 +176,8 @@ class Retrying:
                 result = await attempt()
             except ApiError as error:
                 wait = self._wait_before_retry(error) if retry else None
+                if report is not None:
+                    report(self.attempts, error, wait)
                 if wait is None:
                     raise
                 log.debug(
@@ -182,6 +191,8 @@ class Retrying:
                 continue
             if self._budget is not None:
                 self._budget.succeeded(retried=retried)
+            if report is not None:
+                report(self.attempts, None, None)
             return result
 
     def _wait_before_retry(self, error: ApiError) -> float | None:

@@ -1,0 +1,131 @@
+"""What the client tells the user's logs, metrics and traces: one record per attempt.
+
+`BackupsClient(on_attempt=...)` calls each hook with an `Attempt` once an attempt has
+ended (and, when it failed, once the wait before the next one is decided). When
+`opentelemetry-api` is installed, each call and each attempt is also a span with the
+standard HTTP client attributes; without it, nothing happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from .errors import ApiError
+
+log = logging.getLogger("pg_backups_async")
+
+_trace: Any
+try:  # an optional extra: pip install 'pg-backups-async[otel]'
+    from opentelemetry import trace as _trace
+except ImportError:  # pragma: no cover - exercised where the extra is not installed
+    _trace = None
+
+
+@attrs.frozen
+class Attempt:
+    """One HTTP attempt of a call, as it ended.
+
+    `call` is the API call (`Cluster.listBackups`); `path` the request's path (never a
+    token); `status` the HTTP status (None when no answer came); `attempt` counts from
+    1 within the call; `duration` is in seconds; `retry_wait` is the wait before the
+    next attempt (None when there is none); `error` is the `ApiError` it ended with.
+    """
+
+    call: str
+    method: str
+    path: str
+    attempt: int
+    status: int | None
+    duration: float
+    retry_wait: float | None
+    client_request_id: str | None
+    request_id: str | None
+    error: ApiError | None = None
+
+
+AttemptHook = Callable[[Attempt], object]
+"""A function called with every `Attempt`."""
+
+
+def check_hooks(hooks: AttemptHook | Sequence[AttemptHook] | None) -> tuple[AttemptHook, ...]:
+    """The hooks as a tuple; `TypeError` for anything that is not callable."""
+    if hooks is None:
+        return ()
+    items = (hooks,) if callable(hooks) else tuple(hooks)
+    for hook in items:
+        if not callable(hook):
+            raise TypeError(f"on_attempt takes functions, not {type(hook).__name__}")
+    return items
+
+
+def emit(hooks: tuple[AttemptHook, ...], attempt: Attempt) -> None:
+    """Call each hook; one that raises is logged and skipped, never failing the call."""
+    for hook in hooks:
+        try:
+            hook(attempt)
+        except Exception:  # observability never breaks a call
+            log.exception("an on_attempt hook raised; carrying on")
+
+
+@functools.cache
+def _tracer() -> Any:
+    """The library's tracer, or None without OpenTelemetry."""
+    if _trace is None:
+        return None
+    from . import __version__
+
+    return _trace.get_tracer("pg_backups_async", __version__)
+
+
+@contextlib.contextmanager
+def call_span(call: str) -> Iterator[None]:
+    """A span around one call, when OpenTelemetry is installed."""
+    tracer = _tracer()
+    if tracer is None:
+        yield
+        return
+    with tracer.start_as_current_span(
+        call, kind=_trace.SpanKind.CLIENT, attributes={"rpc.method": call}
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def attempt_span(
+    method: str, url: str, host: str, port: int | None, attempt: int
+) -> Iterator[Any]:
+    """A span around one HTTP attempt, with the standard HTTP client attributes."""
+    tracer = _tracer()
+    if tracer is None:
+        yield None
+        return
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.full": url,
+        "server.address": host,
+    }
+    if port is not None:
+        attributes["server.port"] = port
+    if attempt > 1:
+        attributes["http.request.resend_count"] = attempt - 1
+    with tracer.start_as_current_span(
+        method, kind=_trace.SpanKind.CLIENT, attributes=attributes
+    ) as span:
+        yield span
+
+
+def end_attempt_span(span: Any, status: int | None, error: ApiError | None) -> None:
+    """Record an attempt's outcome on its span (if there is one)."""
+    if span is None:
+        return
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    if error is not None:
+        span.set_attribute("error.type", str(status) if status else type(error).__name__)
+        span.set_status(_trace.Status(_trace.StatusCode.ERROR))
