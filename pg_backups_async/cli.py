@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -31,6 +32,7 @@ from .auth import (
 )
 from .client import BackupsClient
 from .errors import ApiError
+from .exporter import DEFAULT_LISTEN
 from .models import Backup, BackupStatus, Cluster, ClusterInventory, InventoryState
 from .paging import ResumePoint
 from .protocol import API_ENDPOINT
@@ -441,14 +443,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="a cluster whose newest completed backup is older is stale (26h, 90m, 1d12h)",
     )
-    checking.add_argument(
-        "--only",
-        type=_choices(_STATES, "state"),
-        default=None,
-        metavar="STATES",
-        help=f"show only clusters in these states, comma-separated: {', '.join(_STATES)} "
-        "(default: all; the exit status still counts every cluster)",
-    )
 
     listing = commands.add_parser(
         "list",
@@ -522,6 +516,47 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a cluster to check; repeatable (default: none)",
+    )
+    inventory.add_argument(
+        "--only",
+        type=_choices(_STATES, "state"),
+        default=None,
+        metavar="STATES",
+        help=f"show only clusters in these states, comma-separated: {', '.join(_STATES)} "
+        "(default: all; the exit status still counts every cluster)",
+    )
+
+    exporter = commands.add_parser(
+        "exporter",
+        parents=[connection, checking],
+        help="serve backup freshness as Prometheus metrics (needs the exporter extra)",
+        formatter_class=formatter,
+    )
+    _verbosity(exporter, top=False)
+    exporter.add_argument(
+        "--folder-id",
+        action="append",
+        default=[],
+        help="a folder whose clusters to watch; repeatable (default: $YC_FOLDER_ID)",
+    )
+    exporter.add_argument(
+        "--cluster-id",
+        action="append",
+        default=[],
+        help="a cluster to watch; repeatable (default: none)",
+    )
+    exporter.add_argument(
+        "--listen",
+        default=DEFAULT_LISTEN,
+        metavar="HOST:PORT",
+        help="where to serve /metrics and /healthz",
+    )
+    exporter.add_argument(
+        "--interval",
+        type=parse_duration,
+        default="300",
+        metavar="DURATION",
+        help="time between collections, in seconds or as 5m, 1h",
     )
 
     demo = commands.add_parser(
@@ -650,6 +685,7 @@ async def _run_inventory(
     *,
     folder_ids: list[str],
     cluster_ids: list[str] | None = None,
+    only: frozenset[InventoryState] | None = None,
 ) -> int:
     progress = Progress(sys.stderr, "inventory")
     try:
@@ -664,7 +700,7 @@ async def _run_inventory(
         )
     finally:
         progress.clear()
-    shown = [line for line in lines if args.only is None or line.state in args.only]
+    shown = [line for line in lines if only is None or line.state in only]
     await write_items(_each(shown), out, args.format, INVENTORY)
     if not lines:
         where = ", ".join(folder_ids)
@@ -675,15 +711,75 @@ async def _run_inventory(
 
 
 async def _inventory(args: argparse.Namespace, out: TextIO) -> int:
-    folder_ids = args.folder_id
+    folder_ids, cluster_ids = _targets(args)
+    async with _client(args) as client:
+        return await _run_inventory(
+            client, args, out, folder_ids=folder_ids, cluster_ids=cluster_ids, only=args.only
+        )
+
+
+def _targets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    folder_ids: list[str] = args.folder_id
     if not folder_ids and not args.cluster_id and os.environ.get("YC_FOLDER_ID"):
         folder_ids = [os.environ["YC_FOLDER_ID"]]
     if not folder_ids and not args.cluster_id:
         raise UsageError("nothing to check: pass --folder-id, --cluster-id or set YC_FOLDER_ID")
-    async with _client(args) as client:
-        return await _run_inventory(
-            client, args, out, folder_ids=folder_ids, cluster_ids=args.cluster_id
-        )
+    return folder_ids, args.cluster_id
+
+
+async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
+    from .exporter import MISSING, Exporter, parse_listen
+
+    if MISSING:
+        raise UsageError(MISSING)
+    host, port = parse_listen(args.listen)
+    folder_ids, cluster_ids = _targets(args)
+
+    def collected(exporter: Exporter) -> None:
+        snapshot = exporter.snapshot
+        if exporter.last_error is None and snapshot is not None:
+            print(
+                f"pg-backups: collected {plural(len(snapshot.lines), 'cluster')} "
+                f"in {snapshot.duration:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        async with _client(args) as client:
+            exporter = Exporter(
+                client,
+                folder_ids=folder_ids,
+                cluster_ids=cluster_ids,
+                interval=args.interval.total_seconds(),
+                stale_after=args.stale_after,
+                concurrency=args.concurrency,
+                on_collected=collected,
+            )
+            try:
+                url = await exporter.start(host, port)
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot listen on {args.listen}: {exc.strerror or exc}"
+                ) from None
+            print(
+                f"pg-backups: serving {url}/metrics and {url}/healthz, collecting every "
+                f"{args.interval.total_seconds():g} s; stop with SIGTERM or Ctrl-C",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                await stop.wait()
+            finally:
+                await exporter.stop()
+    finally:
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signal_number)
+    return EXIT_OK
 
 
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -726,6 +822,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], Any]] = {
     "clusters": _clusters,
     "inventory": _inventory,
     "demo": _demo,
+    "exporter": _exporter,
 }
 
 

@@ -11,6 +11,7 @@ from .models import (
     BackupStatus,
     Cluster,
     ClusterBackups,
+    ClusterEnvironment,
     ClusterInventory,
 )
 
@@ -31,9 +32,14 @@ def summarize(
     """
     name = cluster.name if cluster is not None else ""
     folder_id = cluster.folder_id if cluster is not None else ""
+    environment = cluster.environment if cluster is not None else ClusterEnvironment.UNSPECIFIED
     if result.error is not None:
         return ClusterInventory(
-            result.cluster_id, name=name, folder_id=folder_id, error=result.error
+            result.cluster_id,
+            name=name,
+            folder_id=folder_id,
+            error=result.error,
+            environment=environment,
         )
     backups = result.backups
     created = [b.created_at for b in backups if b.created_at is not None]
@@ -67,6 +73,7 @@ def summarize(
         oldest_done_at=oldest.created_at if oldest is not None else None,
         done_size=sum(b.size for b in completed),
         status_counts=dict(Counter(b.status.name for b in backups)),
+        environment=environment,
     )
 
 

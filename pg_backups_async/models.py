@@ -214,6 +214,8 @@ class ClusterInventory:
     """The bytes of the completed backups."""
     status_counts: Mapping[str, int] = attrs.field(factory=dict, hash=False)
     """How many backups in each status, by the status's name (`DONE`, `CREATING`, ...)."""
+    environment: ClusterEnvironment = ClusterEnvironment.UNSPECIFIED
+    """The cluster's environment, when it was found by `Cluster.list`."""
 
     @property
     def state(self) -> InventoryState:

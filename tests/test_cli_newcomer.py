@@ -31,7 +31,7 @@ def test_every_option_says_its_default() -> None:
     parser = cli._parser()
     formatter = cli.HelpFormatter("pg-backups")
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"list", "clusters", "inventory", "demo"}
+    assert set(commands.choices) == {"list", "clusters", "inventory", "demo", "exporter"}
     for name, command in commands.choices.items():
         for action in command._actions:
             if not action.option_strings or action.dest == "help":
