@@ -234,3 +234,14 @@ def test_the_command_needs_something_to_watch() -> None:
     result = run_cli("exporter", "--endpoint", "http://127.0.0.1:1")
     assert result.returncode == 2
     assert "nothing to check" in result.stderr
+
+
+def test_without_prometheus_client_the_command_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pg_backups_async import exporter
+
+    monkeypatch.setattr(exporter, "MISSING", "the exporter needs prometheus_client: pip ...")
+    result = run_cli("exporter", "--endpoint", "http://127.0.0.1:1", "--folder-id", "b1g")
+    assert result.returncode == 2
+    assert "the exporter needs prometheus_client" in result.stderr
