@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from .aio import serve
 from .client import BackupsClient
 from .errors import ApiError
 from .inventory import DEFAULT_STALE_AFTER
@@ -232,18 +233,7 @@ class Exporter:
 
     async def start(self, host: str = "127.0.0.1", port: int = 10183) -> str:
         """Serve on host:port (0: a free port) and collect in the background; the URL."""
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.url = f"http://{shown}:{bound_port}"
+        self._runner, self.url = await serve(self.app(), host, port)
         self._loop_task = asyncio.create_task(self._run(), name="pg-backups-async exporter")
         return self.url
 

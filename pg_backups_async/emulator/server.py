@@ -12,7 +12,6 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from types import TracebackType
 from typing import Any, Self
 
 import attrs
@@ -21,6 +20,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .. import wire
+from ..aio import AsyncClosing, serve
 from ..auth import IAM_TOKENS_PATH, JWT_AUDIENCE, JWT_LIFETIME, METADATA_TOKEN_PATH
 from ..errors import GRPC_CODE_NAMES
 from ..models import Backup, Cluster
@@ -96,7 +96,7 @@ class ApiFailure(Exception):
         self.message = message
 
 
-class Emulator:
+class Emulator(AsyncClosing):
     """The Managed PostgreSQL API on loopback, seeded with deterministic synthetic data.
 
     `clusters` clusters in `folder_id` (backup counts cycle 250, 40, 7, 0 unless
@@ -260,20 +260,7 @@ class Emulator:
         """Serve on `host:port` (0: a free port); returns the base URL."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already serving")
-        runner = web.AppRunner(
-            self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.25
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.url = f"http://{shown}:{bound_port}"
+        self._runner, self.url = await serve(self.app(), host, port, shutdown_timeout=0.25)
         return self.url
 
     async def stop(self) -> None:
@@ -283,17 +270,11 @@ class Emulator:
         if runner is not None:
             await runner.cleanup()
 
+    aclose = stop
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
