@@ -175,3 +175,15 @@ async def test_listing_size_repeats_the_backups() -> None:
         assert listed[:7] == emu.backups(emu.cluster_ids[0])
         assert listed[7:14] == listed[:7]
         assert len(emu.requests) == 3
+
+
+def test_complete_backups_have_every_field_and_nanoseconds() -> None:
+    emulator = Emulator(anchor=ANCHOR, clusters=1, backups_per_cluster=10, complete=True)
+    raw = emulator._backups[emulator.cluster_ids[0]]
+    done = [b for b in raw if b.get("status") == "DONE"]
+    assert done
+    assert all(len(b) == 13 for b in done)  # every one of the 13 fields present
+    assert all(b["createdAt"].endswith("123Z") for b in raw[1::2])
+    assert all(len(b["createdAt"]) == len("2026-11-28T00:00:00.123456789Z") for b in raw[1::2])
+    parsed = emulator.backups(emulator.cluster_ids[0])  # structured as the client would
+    assert all(b.retain_until is not None for b in parsed if b.created_at is not None)

@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="repeat each cluster's backups to N in its listing (for benchmarks)",
     )
+    parser.add_argument(
+        "--complete-backups",
+        action="store_true",
+        help="every field on every completed backup, nanosecond timestamps on every other "
+        "one: the heaviest answers (for benchmarks)",
+    )
     return parser
 
 
@@ -52,6 +58,7 @@ async def _serve(args: argparse.Namespace) -> None:
         backups_per_cluster=args.backups_per_cluster,
         latency=args.latency,
         listing_size=args.listing_size,
+        complete=args.complete_backups,
     )
     await emulator.start(args.host, args.port)
     try:

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 import attrs
@@ -105,7 +105,9 @@ class Emulator(AsyncClosing):
     started; default this hour). `latency` delays every answer, in seconds; `tokens`,
     when given, are the only IAM tokens accepted (tokens it issues itself are added).
     `listing_size` makes every cluster's listing repeat its backups to that many, so a
-    benchmark can stream millions without the emulator holding them. `fault_rate` makes
+    benchmark can stream millions without the emulator holding them. `complete` gives
+    every completed backup all 13 fields, and every other one timestamps with nine
+    fraction digits, as the heaviest answers of the service are. `fault_rate` makes
     that share of API requests fail at random (seeded by `fault_seed`) in every way
     `CHAOS` lists; `faults_served` counts them.
 
@@ -132,6 +134,7 @@ class Emulator(AsyncClosing):
         listing_size: int | None = None,
         fault_rate: float = 0.0,
         fault_seed: int = 0,
+        complete: bool = False,
     ) -> None:
         self.latency = latency
         self.listing_size = listing_size
@@ -167,7 +170,7 @@ class Emulator(AsyncClosing):
             anchor=anchor or this_hour(),
             backups_per_cluster=backups_per_cluster,
         ):
-            self.add_cluster(cluster, backups)
+            self.add_cluster(cluster, complete_backups(backups) if complete else backups)
 
     # State and knobs
 
@@ -499,6 +502,33 @@ class Emulator(AsyncClosing):
             backups = [b for c in clusters for b in self._backups[c.id]]
             cached = self._by_folder[folder_id] = ([to_wire(c) for c in clusters], backups)
         return cached
+
+
+def complete_backups(backups: list[Backup]) -> list[dict[str, Any]]:
+    """The backups encoded with every field present (retention on all completed ones),
+    every other one with nanosecond timestamps."""
+    encoded = []
+    for index, backup in enumerate(backups):
+        if backup.created_at is not None:
+            backup = attrs.evolve(
+                backup,
+                retention_policy_id=backup.retention_policy_id or "c9qpolicy0000000000a",
+                retention_policy_name=backup.retention_policy_name or "daily-keep-30",
+                retain_until=backup.retain_until or backup.created_at + timedelta(days=30),
+            )
+        wire_backup = to_wire(backup)
+        if index % 2:
+            for key in ("createdAt", "startedAt", "retainUntil"):
+                if key in wire_backup:
+                    wire_backup[key] = _nanoseconds(wire_backup[key])
+        encoded.append(wire_backup)
+    return encoded
+
+
+def _nanoseconds(text: str) -> str:
+    """An RFC 3339 timestamp ending in `Z`, with nine fraction digits."""
+    seconds, _, fraction = text[:-1].partition(".")
+    return f"{seconds}.{fraction.ljust(6, '0')}123Z"
 
 
 CHAOS: tuple[Fault, ...] = (
