@@ -103,6 +103,7 @@ class IamToken(_Secret):
         self._token = check_token(token, name="IAM token")
 
     async def token(self) -> str:
+        """The token, as given."""
         return self._token
 
     def invalidate(self, token: str) -> bool:

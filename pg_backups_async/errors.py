@@ -119,6 +119,7 @@ class NetworkError(ApiError):
 
     @property
     def retryable(self) -> bool:
+        """Whether a new attempt may get an answer (not after a TLS or URL failure)."""
         return self._retryable
 
 
@@ -138,6 +139,7 @@ class AuthError(ApiError):
 
     @property
     def retryable(self) -> bool:
+        """Whether the exchange may succeed if tried again (429, 5xx, no answer)."""
         return super().retryable if self._retryable is None else self._retryable
 
 
@@ -163,6 +165,7 @@ class ResponseFormatError(ApiError):
 
     @property
     def retryable(self) -> bool:
+        """Never: the same request gets the same answer."""
         return False
 
 
