@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typecheck (the default set), and bench."""
+"""Sessions: tests, lint, typecheck (the default set), docs, soak and bench."""
 
 from __future__ import annotations
 
@@ -35,6 +35,15 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     session.install("-e", ".[test]")
     session.run("mypy", "--strict", "pg_backups_async")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly: any warning or unresolved reference fails."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-W", "-n", "--keep-going", "-b", "html", "docs", "docs/_build/html"
+    )
 
 
 @nox.session

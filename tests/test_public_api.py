@@ -10,16 +10,37 @@ import pytest
 
 import pg_backups_async as pba
 
-README = Path(__file__).parent.parent / "README.md"
+DOCS = Path(__file__).parent.parent / "docs"
 
 
-def test_all_matches_the_readme() -> None:
-    section = README.read_text().split("## Public API", 1)[1].split("\n## ", 1)[0]
-    # Each bullet names one or more exports before its colon; continuation lines are indented.
-    bullets = re.findall(r"^- (.*?(?:\n  .*?)*):", section, flags=re.MULTILINE)
-    documented = {name for bullet in bullets for name in re.findall(r"`(\w+)`", bullet)}
+def test_every_public_name_is_in_the_api_reference() -> None:
+    reference = (DOCS / "api.md").read_text()
+    documented = set(
+        re.findall(
+            r"^```\{auto(?:class|function|exception)\} pg_backups_async\.(\w+)$", reference, re.M
+        )
+    )
     assert documented == set(pba.__all__)
     assert all(hasattr(pba, name) for name in pba.__all__)
+
+
+def test_every_public_member_has_a_docstring() -> None:
+    import inspect
+
+    missing = []
+    for name in pba.__all__:
+        obj = getattr(pba, name)
+        if not inspect.getdoc(obj):
+            missing.append(name)
+        if not inspect.isclass(obj):
+            continue
+        for attribute, value in vars(obj).items():
+            if attribute.startswith("_"):
+                continue
+            function = value.__func__ if isinstance(value, classmethod | staticmethod) else value
+            if (callable(function) or isinstance(function, property)) and not function.__doc__:
+                missing.append(f"{name}.{attribute}")
+    assert missing == []
 
 
 def test_models_are_frozen_slotted_attrs() -> None:
