@@ -162,7 +162,8 @@ class ExchangedCredentials(_Secret):
     async def token(self) -> str:
         """A currently valid IAM token; an exchange of its own when none is cached.
 
-        Inside a client, the client's session and retry loop are used instead.
+        Inside a client, the client's session and retry loop are used instead. Raises
+        `AuthError` when no token can be had.
         """
         cached = self._cached(_now())
         if cached is not None:
@@ -367,8 +368,9 @@ class ServiceAccountKey(ExchangedCredentials):
     ) -> ServiceAccountKey:
         """From a key file as the console saves it.
 
-        Errors name the path only when it looks like one: a value that may be the key
-        itself (several lines, JSON, a PEM block, over 200 characters) is never shown.
+        Raises `ValueError` when the file cannot be read or holds no valid key. Errors
+        name the path only when it looks like one: a value that may be the key itself
+        (several lines, JSON, a PEM block, over 200 characters) is never shown.
         """
         where = _shown_path(path)
         try:

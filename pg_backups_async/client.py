@@ -174,6 +174,9 @@ class BackupsClient(AsyncClosing):
 
         `page_size` is 1..1000 (None: the server's default, 100); `page_token` is a
         previous page's `next_page_token` (None: the first page).
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
         """
         return await self._get(
             protocol.LIST_BACKUPS, cluster_id, page_size=page_size, page_token=page_token
@@ -195,6 +198,9 @@ class BackupsClient(AsyncClosing):
         many backups, asking only for as many as it still needs. A listing that has
         not ended after `max_pages` pages raises `ResponseFormatError`. `resume` (a
         stream's `resume_point`, or its text) carries on exactly where one stopped.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
+        `ApiError` subclass when a page cannot be had.
         """
         return self._list(
             protocol.LIST_BACKUPS,
@@ -214,7 +220,11 @@ class BackupsClient(AsyncClosing):
         page_token: str | None = None,
         filter: str | None = None,
     ) -> ClustersPage:
-        """One page of the folder's clusters (`Cluster.list`); `filter` as `name="..."`."""
+        """One page of the folder's clusters (`Cluster.list`); `filter` as `name="..."`.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
         return await self._get(
             protocol.LIST_CLUSTERS,
             folder_id,
@@ -234,7 +244,11 @@ class BackupsClient(AsyncClosing):
         max_pages: int | None = None,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[ClustersPage, Cluster]:
-        """Stream the folder's clusters, fetching each next page ahead."""
+        """Stream the folder's clusters, fetching each next page ahead.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
+        `ApiError` subclass when a page cannot be had.
+        """
         return self._list(
             protocol.LIST_CLUSTERS,
             folder_id,
@@ -247,13 +261,21 @@ class BackupsClient(AsyncClosing):
         )
 
     async def get_cluster(self, cluster_id: str) -> Cluster:
-        """One cluster by its id (`Cluster.get`)."""
+        """One cluster by its id (`Cluster.get`).
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
         return await self._get(protocol.GET_CLUSTER, cluster_id)
 
     async def get_folder_backups_page(
         self, folder_id: str, *, page_size: int | None = None, page_token: str | None = None
     ) -> BackupsPage:
-        """One page of every backup in the folder (`Backup.list`)."""
+        """One page of every backup in the folder (`Backup.list`).
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
         return await self._get(
             protocol.LIST_FOLDER_BACKUPS, folder_id, page_size=page_size, page_token=page_token
         )
@@ -268,7 +290,11 @@ class BackupsClient(AsyncClosing):
         max_pages: int | None = None,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[BackupsPage, Backup]:
-        """Stream every backup in the folder (`Backup.list`), fetching each next page ahead."""
+        """Stream every backup in the folder (`Backup.list`), fetching each next page ahead.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
+        `ApiError` subclass when a page cannot be had.
+        """
         return self._list(
             protocol.LIST_FOLDER_BACKUPS,
             folder_id,
@@ -280,7 +306,11 @@ class BackupsClient(AsyncClosing):
         )
 
     async def get_backup(self, backup_id: str) -> Backup:
-        """One backup by its id, `<clusterId>:<name>` (`Backup.get`)."""
+        """One backup by its id, `<clusterId>:<name>` (`Backup.get`).
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
         return await self._get(protocol.GET_BACKUP, backup_id)
 
     def list_backups_many(
@@ -298,6 +328,9 @@ class BackupsClient(AsyncClosing):
         Duplicated ids are listed once; every id is checked now, before any request.
         A cluster's error is captured in its result unless `fail_fast`. A cluster whose
         listing has not ended after `max_pages` pages fails with `ResponseFormatError`.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument now; a cluster's `ApiError`
+        is its result's `error`, or, with `fail_fast`, raised by the iteration.
         """
         ids = list(dict.fromkeys(check_iterable(cluster_ids, "cluster_ids")))
         for cluster_id in ids:
@@ -352,6 +385,9 @@ class BackupsClient(AsyncClosing):
         a cluster's error is in its line, while a folder that cannot be listed raises.
         `on_progress(done, total)` is called as clusters complete. `max_pages` bounds
         each listing, as in `list_backups_many`.
+
+        Returns the lines; raises `ValueError` (or `TypeError`) for a bad argument, and
+        the `ApiError` of a folder that cannot be listed.
         """
         folder_ids = check_iterable(folder_ids, "folder_ids")
         cluster_ids = check_iterable(cluster_ids, "cluster_ids")
