@@ -251,7 +251,12 @@ class Exporter:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
-            await self.collect()
+            try:
+                await self.collect()
+            except Exception:  # a bug: counted and logged, and the next collection runs
+                self.errors += 1
+                self.last_error = "an unexpected error (see the log)"
+                log.exception("collection failed unexpectedly, keeping the last values")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 

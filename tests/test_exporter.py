@@ -245,3 +245,27 @@ def test_without_prometheus_client_the_command_says_how_to_install_it(
     result = run_cli("exporter", "--endpoint", "http://127.0.0.1:1", "--folder-id", "b1g")
     assert result.returncode == 2
     assert "the exporter needs prometheus_client" in result.stderr
+
+
+async def test_a_bug_in_a_collection_is_counted_and_the_next_one_runs(
+    emulator: Emulator, client: pba.BackupsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    async def broken(**kwargs: object) -> list[pba.ClusterInventory]:
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise ZeroDivisionError("a bug")
+        stop.set()
+        return []
+
+    stop = asyncio.Event()
+    monkeypatch.setattr(client, "inventory", broken)
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID], interval=0.001)
+    await served.start("127.0.0.1", 0)
+    try:
+        await asyncio.wait_for(stop.wait(), GUARD)
+    finally:
+        await served.stop()
+    assert served.errors == 1
+    assert len(calls) == 2
