@@ -255,10 +255,40 @@ def _resource_hook(
             value = f"{absent} if {var} is None else ({value})"
         lines.append(f"  {var} = {value}")
         arguments.append(var)
-    lines.append(f"  return __cl({', '.join(arguments)})")
+    setters = _slot_setters(cls) if inline else None
+    if setters is None:
+        lines.append(f"  return __cl({', '.join(arguments)})")
+    else:
+        # A frozen attrs class's __init__ stores each field through object.__setattr__;
+        # storing through the slots' own descriptors builds the same instance (type,
+        # equality, hash, repr, pickle and frozenness alike) in about 80% of the time.
+        namespace["__new"] = object.__new__
+        lines.append("  o = __new(__cl)")
+        for index, (setter, var) in enumerate(zip(setters, arguments, strict=True)):
+            namespace[f"s{index}"] = setter
+            lines.append(f"  s{index}(o, {var})")
+        lines.append("  return o")
     exec(compile("\n".join(lines), f"<wire structure {cls.__name__}>", "exec"), namespace)  # noqa: S102
     hook: Callable[[Any, Any], Any] = namespace["structure"]
     return hook
+
+
+def _slot_setters(cls: type[Any]) -> list[Callable[[Any, Any], None]] | None:
+    """The slots' setters of a plain frozen attrs class, field by field; None for a class
+    whose __init__ does more than store its arguments (validators, converters, hooks)."""
+    fields = attrs.fields(cls)
+    plain = (
+        "__slots__" in vars(cls)
+        and not hasattr(cls, "__attrs_pre_init__")
+        and not hasattr(cls, "__attrs_post_init__")
+        and all(f.init and f.validator is None and f.converter is None for f in fields)
+    )
+    if not plain:
+        return None
+    setters = [vars(cls).get(f.name) for f in fields]
+    if not all(type(s).__name__ == "member_descriptor" for s in setters):
+        return None
+    return [s.__set__ for s in setters]
 
 
 def _make_converter(*, inline: bool = True) -> cattrs.Converter:

@@ -276,3 +276,54 @@ def test_parse_status() -> None:
     )
     assert wire.parse_status(b"<html>") == (None, None, None)
     assert wire.parse_status(b'{"code": "five", "message": 3}') == (None, None, None)
+
+
+def test_a_fast_built_backup_is_indistinguishable_from_a_constructed_one() -> None:
+    import copy
+    import pickle
+
+    import attrs
+
+    body = fixture_bytes(FIRST)
+    fast = wire.parse_backups_page(body).backups[0]
+    [reference] = [b for b in parse(body, fast=False).backups[:1]]  # type: ignore[attr-defined]
+    made = pba.Backup(*(getattr(reference, f.name) for f in attrs.fields(pba.Backup)))
+    for built in (fast, reference):
+        assert type(built) is pba.Backup
+        assert built == made
+        assert hash(built) == hash(made)
+        assert repr(built) == repr(made)
+        assert pickle.loads(pickle.dumps(built)) == made  # noqa: S301 - our own bytes
+        assert copy.copy(built) == made
+        assert copy.deepcopy(built) == made
+        assert attrs.evolve(built, size=1) == attrs.evolve(made, size=1)
+        assert not hasattr(built, "__dict__")
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            built.size = 2  # type: ignore[misc]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            del built.size  # type: ignore[misc]
+
+
+def test_only_plain_classes_are_built_through_their_slots() -> None:
+    import attrs
+
+    @attrs.frozen
+    class Checked:
+        n: int = attrs.field(validator=attrs.validators.gt(0))
+
+    @attrs.frozen
+    class Hooked:
+        n: int
+
+        def __attrs_post_init__(self) -> None:
+            pass
+
+    @attrs.define
+    class Plain:
+        n: int
+
+    assert wire._slot_setters(Checked) is None
+    assert wire._slot_setters(Hooked) is None
+    assert wire._slot_setters(pba.Backup) is not None
+    assert wire._slot_setters(pba.Cluster) is not None
+    assert wire._slot_setters(Plain) is not None
