@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import attrs
@@ -73,6 +74,9 @@ def emit(hooks: tuple[AttemptHook, ...], attempt: Attempt) -> None:
             log.exception("an on_attempt hook raised; carrying on")
 
 
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
 @functools.cache
 def _tracer() -> Any:
     """The library's tracer, or None without OpenTelemetry."""
@@ -83,28 +87,33 @@ def _tracer() -> Any:
     return _trace.get_tracer("pg_backups_async", __version__)
 
 
-@contextlib.contextmanager
-def call_span(call: str) -> Iterator[None]:
-    """A span around one call, when OpenTelemetry is installed."""
-    tracer = _tracer()
+def _active_tracer() -> Any:
+    """The tracer while an OpenTelemetry SDK is set up; None without one, so that an
+    installed API with nothing behind it costs no span per call."""
+    if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
+        return None
+    return _tracer()
+
+
+def call_span(call: str) -> AbstractContextManager[Any]:
+    """A span around one call, when OpenTelemetry is set up."""
+    tracer = _active_tracer()
     if tracer is None:
-        yield
-        return
-    with tracer.start_as_current_span(
+        return _NO_SPAN
+    span: AbstractContextManager[Any] = tracer.start_as_current_span(
         call, kind=_trace.SpanKind.CLIENT, attributes={"rpc.method": call}
-    ):
-        yield
+    )
+    return span
 
 
-@contextlib.contextmanager
 def attempt_span(
     method: str, url: str, host: str, port: int | None, attempt: int
-) -> Iterator[Any]:
-    """A span around one HTTP attempt, with the standard HTTP client attributes."""
-    tracer = _tracer()
+) -> AbstractContextManager[Any]:
+    """A span around one HTTP attempt, with the standard HTTP client attributes; it
+    gives the span (None when there is none)."""
+    tracer = _active_tracer()
     if tracer is None:
-        yield None
-        return
+        return _NO_SPAN
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.full": url,
@@ -114,10 +123,10 @@ def attempt_span(
         attributes["server.port"] = port
     if attempt > 1:
         attributes["http.request.resend_count"] = attempt - 1
-    with tracer.start_as_current_span(
+    span: AbstractContextManager[Any] = tracer.start_as_current_span(
         method, kind=_trace.SpanKind.CLIENT, attributes=attributes
-    ) as span:
-        yield span
+    )
+    return span
 
 
 def end_attempt_span(span: Any, status: int | None, error: ApiError | None) -> None:
