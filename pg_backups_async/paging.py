@@ -184,6 +184,13 @@ class PageStream(AsyncClosing, Generic[P, T]):
         return self
 
     async def __anext__(self) -> T:
+        current = self._current
+        if current is not None and self._mode == "items" and not self._closed:
+            items: tuple[T, ...] = current.page.items  # type: ignore[assignment]
+            index = self._index
+            if index < len(items):  # the common case, kept short: it runs per item
+                self._index = index + 1
+                return items[index]
         self._claim("items")
         if self._closed:
             raise StopAsyncIteration
