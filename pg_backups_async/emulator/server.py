@@ -238,12 +238,14 @@ class Emulator(AsyncClosing):
 
     # Serving
 
-    def stats(self) -> dict[str, int]:
-        """What it has served: requests, the most at once, connections (distinct peers)."""
+    def stats(self) -> dict[str, float]:
+        """What it has served: requests, the most at once, connections (distinct peers),
+        and the CPU seconds its process has used (for benchmarks that run it apart)."""
         return {
             "requests": len(self.requests),
             "maxInFlight": self.max_in_flight,
             "connections": len({r.peer for r in self.requests}),
+            "cpuSeconds": time.process_time(),
         }
 
     def app(self) -> web.Application:
