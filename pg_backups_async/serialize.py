@@ -61,14 +61,11 @@ def _structure_error(data: Any, _: object) -> ApiError:
     cls = getattr(errors, str(data.get("type")), ApiError)
     if not (isinstance(cls, type) and issubclass(cls, ApiError)):
         cls = ApiError
-    error = ApiError.__new__(cls)
-    ApiError.__init__(
-        error,
-        str(data.get("message", "")),
-        http_status=data.get("http_status"),
-        code=data.get("code"),
-        request_id=data.get("request_id"),
-    )
+    # Every error class takes a lone message and sets its own attributes' defaults.
+    error = cls(str(data.get("message", "")))
+    error.http_status = data.get("http_status")
+    error.code = data.get("code")
+    error.request_id = data.get("request_id")
     return error
 
 

@@ -99,3 +99,13 @@ async def test_the_cli_writes_the_same_json(emulator: Emulator) -> None:
     )
     written = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert written == [pba.to_dict(b) for b in emulator.backups(cluster_id)]
+
+
+@pytest.mark.parametrize("cls", [pba.NetworkError, pba.AuthError, pba.ResponseFormatError])
+def test_an_error_read_back_is_whole(cls: type[pba.ApiError]) -> None:
+    data = {"type": cls.__name__, "message": "m", "http_status": 503, "code": 14}
+    error = pba.from_dict(pba.ClusterBackups, {"cluster_id": "c", "error": data}).error
+    assert type(error) is cls
+    assert (error.message, error.http_status, error.code) == ("m", 503, 14)
+    assert isinstance(error.retryable, bool)  # every attribute its class reads is there
+    assert str(error).startswith("HTTP 503 UNAVAILABLE: m")
