@@ -7,6 +7,7 @@ async with BackupsClient(credentials=IamToken(token)) as client:
 
 from importlib.metadata import PackageNotFoundError, version
 
+__version__: str
 try:
     __version__ = version("pg-backups-async")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol, runtime_checkable
 
 import aiohttp
@@ -20,14 +19,11 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from . import __version__
 from .errors import ApiError, NetworkError, ResponseFormatError
+from .sanitize import REDACTED
 
-try:
-    _VERSION = version("pg-backups-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    _VERSION = "0"
-
-USER_AGENT = f"pg-backups-async/{_VERSION} aiohttp/{aiohttp.__version__}"
+USER_AGENT = f"pg-backups-async/{__version__} aiohttp/{aiohttp.__version__}"
 
 # Failures where a new attempt meets the same wall: TLS trust and malformed URLs.
 _PERMANENT_CLIENT_ERRORS = (
@@ -48,7 +44,7 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 def _headers_repr(headers: Mapping[str, str]) -> str:
     shown = {
-        name: "<redacted>" if name.lower() in _SECRET_HEADERS else value
+        name: REDACTED if name.lower() in _SECRET_HEADERS else value
         for name, value in headers.items()
     }
     return repr(shown)
