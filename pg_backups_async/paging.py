@@ -153,12 +153,8 @@ class PageStream(AsyncClosing, Generic[P, T]):
     @property
     def next_page_token(self) -> str | None:
         """The service's token of the page after the last one fully handed out."""
-        current = self._current
-        if current is None:
-            return self._start_point.page_token
-        if self._index < len(current.page.items) or current.trimmed:
-            return current.token
-        return current.after
+        point = self.resume_point
+        return None if point is None else point.page_token
 
     @property
     def resume_point(self) -> ResumePoint | None:
