@@ -201,7 +201,7 @@ class Retrying:
             return None
         policy = self.policy
         if error.retry_after is not None:
-            wait = float(min(error.retry_after, policy.max_retry_after))
+            wait = policy.wait(self.attempts, error)  # Retry-After, clamped
         else:
             if self._ceilings is None:
                 self._ceilings = policy.ceilings()
