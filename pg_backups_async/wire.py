@@ -200,14 +200,14 @@ def _resource_hook(
 ) -> Callable[[Any, Any], Any]:
     """A structuring hook for one resource class, generated for speed.
 
-    Like cattrs' own generated hooks, it calls the converter's hook for each field; it
-    differs in three ways that halve the cost per resource: one dict lookup per key,
-    the common case inlined (a string already a string, a known enum value, digits, a
-    UTC timestamp), and the instance built from positional arguments rather than a dict
-    of keywords. Anything else goes to the field's full hook, and an exception from
-    the inlined parse reaches `_explain` as the full hook's would: behaviour and errors
-    are the same. `inline=False` calls the full hook for every field: the reference
-    the tests hold the fast path to.
+    Like cattrs' own generated hooks, it calls the converter's hook for each field. With
+    `inline`, the common case of each field is inlined as a test and a C call (a string
+    already a string, a known enum name, ASCII digits, a UTC timestamp), everything
+    else (absent, null, numbers, offsets, garbage) goes to the field's full hook, and
+    the instance is built without its `__init__` (see `_building_class`). An exception
+    from the inlined code reaches `_explain` as the full hook's would: results and
+    errors are the same. `inline=False` calls the full hook for every field and the
+    class itself: the reference the tests hold the fast path to.
     """
     namespace: dict[str, Any] = {"__cl": cls}
     lines = ["def structure(o, _):"]
@@ -219,76 +219,97 @@ def _resource_hook(
         full = f"h{index}({var}, t{index})"
         if field.default is attrs.NOTHING:
             lines.append(f"  {var} = o[{key!r}]")
-            absent = None
         else:
             lines.append(f"  {var} = o.get({key!r})")
             if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
                 namespace[f"f{index}"] = field.default.factory
-                absent = f"f{index}()"
+                full = f"f{index}() if {var} is None else {full}"
             else:
                 namespace[f"d{index}"] = field.default
-                absent = f"d{index}"
+                full = f"d{index} if {var} is None else {full}"
         if not inline:
-            value = full
+            lines.append(f"  {var} = {full}")
         elif field.type is str:
-            value = f"{var} if type({var}) is str else {full}"
+            lines += [f"  if type({var}) is not str:", f"    {var} = {full}"]
         elif field.type is int:
             # Up to 18 digits always fit an int64; anything else takes the full hook.
-            digits = (
-                f"type({var}) is str and len({var}) < 19 and {var}.isascii() and {var}.isdigit()"
-            )
-            value = f"int({var}) if {digits} else {full}"
+            lines += [
+                f"  if type({var}) is str and len({var}) < 19 and {var}.isdigit()"
+                f" and {var}.isascii():",
+                f"    {var} = int({var})",
+                "  else:",
+                f"    {var} = {full}",
+            ]
         elif field.type in (datetime, datetime | None):
             namespace.update(fromisoformat=datetime.fromisoformat, UTC_SHAPES=_UTC_SHAPES)
-            shaped = (
-                f"type({var}) is str and {var}[7:20:3] in UTC_SHAPES and {var}[-1:] == 'Z'"
-                f" and len({var}) != 21"
-            )
-            value = f"fromisoformat({var}) if {shaped} else {full}"
+            lines += [
+                f"  if type({var}) is str and {var}[7:20:3] in UTC_SHAPES"
+                f" and {var}[-1] == 'Z' and len({var}) != 21:",
+                f"    {var} = fromisoformat({var})",
+                "  else:",
+                f"    {var} = {full}",
+            ]
         elif isinstance(field.type, type) and issubclass(field.type, enum.Enum):
-            namespace[f"l{index}"] = _enum_lookup(field.type)
-            lines.append(f"  r{index} = l{index}.get({var}) if type({var}) is str else None")
-            value = f"r{index} if r{index} is not None else {full}"
+            # Only names as keys: a number or bool never matches one, and takes the
+            # full hook.
+            names = {k: v for k, v in _enum_lookup(field.type).items() if type(k) is str}
+            namespace[f"l{index}"] = names
+            lines += [
+                f"  r{index} = l{index}.get({var})",
+                f"  if r{index} is None:",
+                f"    r{index} = {full}",
+                f"  {var} = r{index}",
+            ]
         else:
-            value = full
-        if absent is not None:
-            value = f"{absent} if {var} is None else ({value})"
-        lines.append(f"  {var} = {value}")
+            lines.append(f"  {var} = {full}")
         arguments.append(var)
-    setters = _slot_setters(cls) if inline else None
-    if setters is None:
+    building = _building_class(cls) if inline else None
+    if building is None:
         lines.append(f"  return __cl({', '.join(arguments)})")
     else:
-        # A frozen attrs class's __init__ stores each field through object.__setattr__;
-        # storing through the slots' own descriptors builds the same instance (type,
-        # equality, hash, repr, pickle and frozenness alike) in about 80% of the time.
-        namespace["__new"] = object.__new__
-        lines.append("  o = __new(__cl)")
-        for index, (setter, var) in enumerate(zip(setters, arguments, strict=True)):
-            namespace[f"s{index}"] = setter
-            lines.append(f"  s{index}(o, {var})")
-        lines.append("  return o")
+        namespace.update(__new=object.__new__, __building=building)
+        lines.append("  b = __new(__building)")
+        for field, var in zip(attrs.fields(cls), arguments, strict=True):
+            lines.append(f"  b.{field.name} = {var}")
+        lines += ["  b.__class__ = __cl", "  return b"]
     exec(compile("\n".join(lines), f"<wire structure {cls.__name__}>", "exec"), namespace)  # noqa: S102
     hook: Callable[[Any, Any], Any] = namespace["structure"]
     return hook
 
 
-def _slot_setters(cls: type[Any]) -> list[Callable[[Any, Any], None]] | None:
-    """The slots' setters of a plain frozen attrs class, field by field; None for a class
-    whose __init__ does more than store its arguments (validators, converters, hooks)."""
+def _building_class(cls: type[Any]) -> type[Any] | None:
+    """A mutable twin of a plain slotted attrs class, to build its instances fast.
+
+    A frozen class's `__init__` stores each field through `object.__setattr__`, a call
+    per field; that is a third of what structuring a `Backup` costs. Instead, the hook
+    allocates this subclass (no slots of its own, the plain `__setattr__`), stores the
+    fields as attributes, and sets `__class__` to `cls`: the same layout, so the result
+    is an ordinary instance of `cls` (type, equality, hash, repr, pickle, copy, evolve
+    and frozenness alike), built in about a third of the time. None for any class
+    whose `__init__` does more than store its arguments (validators, converters, init
+    hooks, a cached hash, an own `__new__`, slots inherited from a base): those keep
+    their constructor.
+    """
     fields = attrs.fields(cls)
+    slots = vars(cls).get("__slots__", None)
     plain = (
-        "__slots__" in vars(cls)
+        slots is not None
+        and set(slots) - {"__weakref__"} == {f.name for f in fields}
+        and cls.__mro__ == (cls, object)
+        and "__new__" not in vars(cls)
         and not hasattr(cls, "__attrs_pre_init__")
         and not hasattr(cls, "__attrs_post_init__")
         and all(f.init and f.validator is None and f.converter is None for f in fields)
     )
     if not plain:
         return None
-    setters = [vars(cls).get(f.name) for f in fields]
-    if not all(type(s).__name__ == "member_descriptor" for s in setters):
-        return None
-    return [s.__set__ for s in setters]
+    namespace = {
+        "__slots__": (),
+        "__setattr__": object.__setattr__,  # both, or Python keeps calling attrs' hooks
+        "__delattr__": object.__delattr__,
+        "__module__": cls.__module__,
+    }
+    return type(f"_Building{cls.__name__}", (cls,), namespace)
 
 
 def _make_converter(*, inline: bool = True) -> cattrs.Converter:

@@ -304,7 +304,7 @@ def test_a_fast_built_backup_is_indistinguishable_from_a_constructed_one() -> No
             del built.size  # type: ignore[misc]
 
 
-def test_only_plain_classes_are_built_through_their_slots() -> None:
+def test_only_plain_classes_are_built_without_their_init() -> None:
     import attrs
 
     @attrs.frozen
@@ -312,18 +312,50 @@ def test_only_plain_classes_are_built_through_their_slots() -> None:
         n: int = attrs.field(validator=attrs.validators.gt(0))
 
     @attrs.frozen
+    class Converted:
+        n: int = attrs.field(converter=abs)
+
+    @attrs.frozen
     class Hooked:
         n: int
 
         def __attrs_post_init__(self) -> None:
-            pass
+            object.__setattr__(self, "n", self.n + 1)
+
+    @attrs.frozen(cache_hash=True)
+    class Cached:
+        n: int
+
+    @attrs.frozen
+    class Base:
+        n: int
+
+    @attrs.frozen
+    class Derived(Base):
+        m: int = 0
 
     @attrs.define
     class Plain:
         n: int
 
-    assert wire._slot_setters(Checked) is None
-    assert wire._slot_setters(Hooked) is None
-    assert wire._slot_setters(pba.Backup) is not None
-    assert wire._slot_setters(pba.Cluster) is not None
-    assert wire._slot_setters(Plain) is not None
+    for cls in (Checked, Converted, Hooked, Cached, Derived):
+        assert wire._building_class(cls) is None, cls
+    for cls in (pba.Backup, pba.Cluster, Plain):
+        assert wire._building_class(cls) is not None, cls
+
+    # The hook of a class that keeps its constructor runs what the constructor runs.
+    conv = wire._make_converter()
+
+    def structure(cls: type, value: object) -> object:
+        attrs.resolve_types(cls)
+        return wire._resource_hook(cls, conv, inline=True)({"n": value}, cls)
+
+    with pytest.raises(ValueError, match="must be > 0"):
+        structure(Checked, "0")
+    assert structure(Converted, -3) == Converted(3)
+    assert structure(Hooked, "1").n == 2  # type: ignore[attr-defined]
+    cached = structure(Cached, "5")
+    assert hash(cached) == hash(Cached(5))
+    assert structure(Derived, "1") == Derived(1)
+    assert structure(Plain, "7") == Plain(7)
+    assert type(structure(Plain, "7")) is Plain
