@@ -145,6 +145,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
         # and how many of its items are handed out already.
         self._current: _Handout[P] | None = None
         self._index = 0
+        self._items: tuple[T, ...] = ()  # the current page's items, while iterated by item
         self._start_point = ResumePoint(page_token, skip)
         self._mode: str | None = None
         self._closed = False
@@ -180,19 +181,23 @@ class PageStream(AsyncClosing, Generic[P, T]):
         return self
 
     async def __anext__(self) -> T:
-        current = self._current
-        if current is not None and self._mode == "items" and not self._closed:
-            items: tuple[T, ...] = current.page.items  # type: ignore[assignment]
-            index = self._index
-            if index < len(items):  # the common case, kept short: it runs per item
-                self._index = index + 1
-                return items[index]
+        # Runs per item, so kept to the least: `_items` is the page being handed out
+        # by item, and empty in every other state (pages mode, closed, not started).
+        index = self._index
+        items = self._items
+        if index < len(items):
+            self._index = index + 1
+            return items[index]
+        return await self._next_item()
+
+    async def _next_item(self) -> T:
         self._claim("items")
         if self._closed:
             raise StopAsyncIteration
         while self._current is None or self._index >= len(self._current.page.items):
             self._current, self._index = await self._next_page(), 0
-        item: T = self._current.page.items[self._index]  # type: ignore[assignment]
+            self._items = self._current.page.items  # type: ignore[assignment]
+        item = self._items[self._index]
         self._index += 1
         return item
 
@@ -204,6 +209,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
     async def aclose(self) -> None:
         """Stop: cancel the page being fetched ahead and wait until it has stopped."""
         self._closed = True
+        self._items = ()
         request, self._next = self._next, None
         if isinstance(request, _Request) and request.task is not None:
             request.task.cancel()
