@@ -566,7 +566,7 @@ class BackupsClient(AsyncClosing):
         url = request.url(self._base_url)
         outcome.begin(client_request_id)
         with attempt_span(
-            "GET", str(url), self._base_url.host or "", self._base_url.port, retrying.attempts
+            "GET", url, self._base_url.host or "", self._base_url.port, retrying.attempts
         ) as span:
             try:
                 response = await transport.send(

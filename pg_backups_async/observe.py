@@ -107,16 +107,16 @@ def call_span(call: str) -> AbstractContextManager[Any]:
 
 
 def attempt_span(
-    method: str, url: str, host: str, port: int | None, attempt: int
+    method: str, url: object, host: str, port: int | None, attempt: int
 ) -> AbstractContextManager[Any]:
     """A span around one HTTP attempt, with the standard HTTP client attributes; it
-    gives the span (None when there is none)."""
+    gives the span (None when there is none). `url` is made a string only for a span."""
     tracer = _active_tracer()
     if tracer is None:
         return _NO_SPAN
     attributes: dict[str, Any] = {
         "http.request.method": method,
-        "url.full": url,
+        "url.full": str(url),
         "server.address": host,
     }
     if port is not None:
