@@ -10,6 +10,7 @@ walk over the same hooks run, to name the bad field by its JSON path.
 from __future__ import annotations
 
 import enum
+import operator
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -210,7 +211,8 @@ def _resource_hook(
     class itself: the reference the tests hold the fast path to.
     """
     namespace: dict[str, Any] = {"__cl": cls}
-    lines = ["def structure(o, _):"]
+    fetch: list[str] = []  # each field's value, or None when absent
+    lines: list[str] = []  # each value checked and converted
     arguments = []
     for index, field in enumerate(attrs.fields(cls)):
         key, var = camel(field.name), f"v{index}"
@@ -218,9 +220,9 @@ def _resource_hook(
         namespace[f"t{index}"] = field.type
         full = f"h{index}({var}, t{index})"
         if field.default is attrs.NOTHING:
-            lines.append(f"  {var} = o[{key!r}]")
+            fetch.append(f"{var} = o[{key!r}]")
         else:
-            lines.append(f"  {var} = o.get({key!r})")
+            fetch.append(f"{var} = o.get({key!r})")
             if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
                 namespace[f"f{index}"] = field.default.factory
                 full = f"f{index}() if {var} is None else {full}"
@@ -263,6 +265,24 @@ def _resource_hook(
         else:
             lines.append(f"  {var} = {full}")
         arguments.append(var)
+    if inline and len(arguments) > 1:  # (itemgetter of one key gives no tuple)
+        # With every field present, one C call fetches them all; the service leaves out
+        # zero values, so a shorter record (or one with a field absent and an unknown
+        # one present) takes a lookup per field instead.
+        namespace["__fetch"] = operator.itemgetter(*(camel(f.name) for f in attrs.fields(cls)))
+        one_by_one = "; ".join(fetch)
+        head = [
+            f"  if len(o) >= {len(arguments)}:",
+            "    try:",
+            f"      {', '.join(arguments)} = __fetch(o)",
+            "    except KeyError:",
+            f"      {one_by_one}",
+            "  else:",
+            f"    {one_by_one}",
+        ]
+    else:
+        head = [f"  {line}" for line in fetch]
+    lines = ["def structure(o, _):", *head, *lines]
     building = _building_class(cls) if inline else None
     if building is None:
         lines.append(f"  return __cl({', '.join(arguments)})")

@@ -75,21 +75,32 @@ def enum_values(draw: st.DrawFn, cls: type[Any]) -> tuple[str, Any]:
 
 @st.composite
 def wire_backups(draw: st.DrawFn) -> tuple[dict[str, Any], pba.Backup]:
-    """A backup as the service could send it, and the Backup it must become."""
+    """A backup as the service could send it, and the Backup it must become.
+
+    Either every field is present (the structuring's one-call fetch), all but one (with
+    unknown fields, the fetch falls back to a lookup per field), or each field at random.
+    """
+    names = [*STRINGS, *TIMES, *SIZES, *ENUMS]
+    shape = draw(st.sampled_from(["every field", "all but one", "at random"]))
+    left_out = draw(st.sampled_from(names)) if shape == "all but one" else None
+
+    def present(name: str) -> bool:
+        return name != left_out if left_out or shape == "every field" else draw(st.booleans())
+
     body: dict[str, Any] = {"id": draw(ID)}
     expected: dict[str, Any] = {"id": body["id"]}
     for name in STRINGS:
-        if draw(st.booleans()) and (value := draw(TEXT)):  # empty strings are omitted
+        if present(name) and (value := draw(TEXT)):  # empty strings are omitted
             body[wire.camel(name)] = expected[name] = value
     for name in TIMES:
-        if draw(st.booleans()):
+        if present(name):
             body[wire.camel(name)], expected[name] = draw(timestamps())
     for name in SIZES:
-        if draw(st.booleans()) and (number := draw(INT64)):  # 0 is omitted
+        if present(name) and (number := draw(INT64)):  # 0 is omitted
             body[wire.camel(name)] = str(number) if draw(st.booleans()) else number
             expected[name] = number
     for name, cls in ENUMS.items():
-        if draw(st.booleans()):
+        if present(name):
             body[name], expected[name] = draw(enum_values(cls))
     unknown = draw(st.dictionaries(TEXT.filter(lambda k: k not in KEYS), JSON, max_size=3))
     return {**unknown, **body}, pba.Backup(**expected)
