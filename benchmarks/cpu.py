@@ -14,7 +14,7 @@ and the structuring step alone, from decoded JSON and from bytes, without HTTP.
 Peers' enums are strict here (the data holds no unknown values); ours map unknown
 values to UNKNOWN.
 
-    python benchmarks/cpu.py [--requests 40] [--rounds 5]
+    python benchmarks/cpu.py [--requests 100] [--rounds 7]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import aiohttp
 import msgspec
 import orjson
 import pydantic
-from common import emulator_process, write_result
+from common import Target, emulator_process, report_targets, write_result
 from pydantic.alias_generators import to_camel
 
 import pg_backups_async as pba
@@ -204,8 +204,8 @@ async def fetch_body(url: str, cluster: str) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     listing = str(args.requests * PAGE_SIZE)
     with emulator_process(
@@ -238,15 +238,36 @@ def main() -> None:
         value = statistics.median(values)
         print(f"{name:36} {value:10.2f} {value / loads:8.2f}x")
     medians = {name: statistics.median(values) for name, values in http.items()}
-    targets = {
-        "item stream vs pydantic (target <= 1.0)": medians["client item stream"]
-        / medians["pydantic"],
-        "pages vs pydantic (target <= 0.95)": medians["client pages"] / medians["pydantic"],
-        "item stream vs floor (target <= 2.4)": medians["client item stream"] / floor,
-    }
-    print()
-    for name, ratio in targets.items():
-        print(f"{name:46} {ratio:5.2f}x")
+    stream, pages, pydantic = (
+        medians["client item stream"],
+        medians["client pages"],
+        medians["pydantic"],
+    )
+    targets = report_targets(
+        [
+            Target(
+                "item stream / aiohttp + pydantic",
+                f"{stream / pydantic:.2f}x",
+                f"pydantic {pydantic:.2f} us/backup, stream {stream:.2f}",
+                "<= 1.00x",
+                stream / pydantic <= 1.0,
+            ),
+            Target(
+                "pages / aiohttp + pydantic",
+                f"{pages / pydantic:.2f}x",
+                f"pydantic {pydantic:.2f} us/backup, pages {pages:.2f}",
+                "<= 0.95x",
+                pages / pydantic <= 0.95,
+            ),
+            Target(
+                "item stream / aiohttp + orjson floor",
+                f"{stream / floor:.2f}x",
+                f"floor {floor:.2f} us/backup",
+                "<= 2.40x",
+                stream / floor <= 2.4,
+            ),
+        ]
+    )
     path = write_result(
         "cpu",
         {

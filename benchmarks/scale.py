@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from common import emulator_process, write_result
+from common import Target, emulator_process, report_targets, write_result
 
 import pg_backups_async as pba
 from pg_backups_async.emulator import DEFAULT_FOLDER_ID
@@ -90,8 +90,34 @@ def main() -> None:
     print(f"client CPU              {result['client_cpu_s']:8.2f} s")
     print(f"emulator CPU            {result['emulator_cpu_s']:8.2f} s")
     print(f"requests, backups       {result['requests']:8.0f}, {result['backups']}")
+    wall, growth, tasks = result["wall_s"], result["peak_rss_growth_mb"], result["most_tasks"]
+    targets = report_targets(
+        [
+            Target(
+                "wall time / ideal",
+                f"{wall / ideal:.2f}x",
+                f"ideal M*P*L/K {ideal:.2f} s, wall {wall:.2f} s",
+                "<= 1.20x",
+                wall / ideal <= 1.2,
+            ),
+            Target(
+                "peak RSS growth",
+                f"{growth:.1f} MB",
+                "results discarded",
+                "< 100 MB",
+                growth < 100,
+            ),
+            Target(
+                "most tasks at once", f"{tasks}", f"2*K = {2 * k}", f"<= {2 * k}", tasks <= 2 * k
+            ),
+        ]
+    )
+    print(
+        f"(on 2 cores, the emulator's {result['emulator_cpu_s']:.2f} s of CPU competes"
+        f" with the client's {result['client_cpu_s']:.2f} s)"
+    )
     path = write_result("scale", {"clusters": m, "pages": p, "latency_s": lat, "concurrency": k,
-                                  "ideal_s": ideal, **result})  # fmt: skip
+                                  "ideal_s": ideal, **result, "targets": targets})  # fmt: skip
     print(f"written to {path}")
 
 
