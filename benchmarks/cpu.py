@@ -1,9 +1,11 @@
 """CPU per backup: this client against the aiohttp + orjson floor and two peers, same run.
 
 Pages of 1000 backups at zero latency from the emulator (its own process), every field
-present and half the timestamps with nine fraction digits. Every path starts from a
-collected heap, in an order that rotates each round. For each
-path, client process CPU time per backup (median of several rounds):
+present and half the timestamps with nine fraction digits. Rounds are many and short (a
+few pages per path): every path starts each round from a collected heap, in an order
+that rotates, so that a busy moment of the machine or a collection of the whole heap
+lands on every path alike. For each path, client process CPU time per backup (median
+over the rounds):
   floor     aiohttp GET + read + orjson.loads, nothing else
   client pages        BackupsClient.get_backups_page end to end (retries, ids, token, parse)
   client item stream  `async for` over client.list_backups, item by item
@@ -14,7 +16,7 @@ and the structuring step alone, from decoded JSON and from bytes, without HTTP.
 Peers' enums are strict here (the data holds no unknown values); ours map unknown
 values to UNKNOWN.
 
-    python benchmarks/cpu.py [--requests 100] [--rounds 7]
+    python benchmarks/cpu.py [--requests 10] [--rounds 30]
 """
 
 from __future__ import annotations
@@ -187,10 +189,13 @@ def measure_structuring(body: bytes, rounds: int) -> dict[str, list[float]]:
         for name in names[shift:] + names[:shift]:
             gc.collect()
             run = paths[name]
-            results[name].append(
-                cpu_per_backup(lambda run=run: [run() for _ in range(10)], count * 10)
-            )
+            results[name].append(cpu_per_backup(lambda run=run: _repeat(run, 10), count * 10))
     return results
+
+
+def _repeat(run: Callable[[], Any], times: int) -> None:
+    for _ in range(times):  # each result dropped before the next, as a consumer would
+        run()
 
 
 async def fetch_body(url: str, cluster: str) -> bytes:
@@ -204,8 +209,8 @@ async def fetch_body(url: str, cluster: str) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=10, help="pages per path per round")
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     listing = str(args.requests * PAGE_SIZE)
     with emulator_process(
