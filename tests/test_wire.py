@@ -334,11 +334,18 @@ def test_only_plain_classes_are_built_without_their_init() -> None:
     class Derived(Base):
         m: int = 0
 
+    @attrs.frozen
+    class Made:
+        n: int
+
+        def __new__(cls, *args: object, **kwargs: object) -> Made:
+            return super().__new__(cls)
+
     @attrs.define
     class Plain:
         n: int
 
-    for cls in (Checked, Converted, Hooked, Cached, Derived):
+    for cls in (Checked, Converted, Hooked, Cached, Derived, Made):
         assert wire._building_class(cls) is None, cls
     for cls in (pba.Backup, pba.Cluster, Plain):
         assert wire._building_class(cls) is not None, cls
