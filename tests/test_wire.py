@@ -281,6 +281,7 @@ def test_parse_status() -> None:
 def test_a_fast_built_backup_is_indistinguishable_from_a_constructed_one() -> None:
     import copy
     import pickle
+    import weakref
 
     import attrs
 
@@ -298,6 +299,7 @@ def test_a_fast_built_backup_is_indistinguishable_from_a_constructed_one() -> No
         assert copy.deepcopy(built) == made
         assert attrs.evolve(built, size=1) == attrs.evolve(made, size=1)
         assert not hasattr(built, "__dict__")
+        assert weakref.ref(built)() is built
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             built.size = 2  # type: ignore[misc]
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
