@@ -38,7 +38,7 @@ from common import Target, emulator_process, report_targets, write_result
 from pydantic.alias_generators import to_camel
 
 import pg_backups_async as pba
-from pg_backups_async import wire
+from pg_backups_async import calls, wire
 from pg_backups_async.models import BackupMethod, BackupStatus, BackupType
 
 PAGE_SIZE = 1000
@@ -133,7 +133,7 @@ async def http_paths(
         "floor": lambda: raw(orjson.loads),
         "client pages": ours,
         "client item stream": stream,
-        "aiohttp + our parser": lambda: raw(wire.parse_backups_page),
+        "aiohttp + our parser": lambda: raw(calls.LIST_BACKUPS.parser()),
         "pydantic": lambda: raw(PPage.model_validate_json),
         "msgspec": lambda: raw(decoder.decode),
     }
@@ -169,11 +169,12 @@ async def measure_http(url: str, cluster: str, args: argparse.Namespace) -> dict
 
 def measure_structuring(body: bytes, rounds: int) -> dict[str, list[float]]:
     decoded = orjson.loads(body)
+    parse = calls.LIST_BACKUPS.parser()
     count = len(decoded["backups"])
     decoder = msgspec.json.Decoder(MPage, strict=False)
     paths: dict[str, Callable[[], Any]] = {
         "orjson.loads": lambda: orjson.loads(body),
-        "ours, from bytes": lambda: wire.parse_backups_page(body),
+        "ours, from bytes": lambda: parse(body),
         "ours, structuring only": lambda: wire.structure(decoded, pba.BackupsPage),
         "pydantic, from bytes": lambda: PPage.model_validate_json(body),
         "pydantic, from decoded": lambda: PPage.model_validate(decoded),

@@ -35,7 +35,7 @@ def _cli_reference(app: Any) -> None:
     from pg_backups_async import cli
 
     os.environ["COLUMNS"] = "88"
-    parser = cli._parser()
+    parser = cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     parts = ["## `pg-backups`", "", "```text", parser.format_help().rstrip(), "```", ""]
     for name, command in commands.choices.items():

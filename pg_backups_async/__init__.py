@@ -36,7 +36,6 @@ from .errors import (
     UnavailableError,
 )
 from .fanout import FanOut
-from .limits import RateLimiter
 from .models import (
     Backup,
     BackupMethod,
@@ -54,6 +53,7 @@ from .models import (
 )
 from .observe import Attempt
 from .paging import PageIterator, PageStream, ResumePoint
+from .ratelimit import RateLimiter
 from .retry import RetryBudget, RetryPolicy
 from .serialize import from_dict, to_dict, to_json
 from .transport import HttpRequest, HttpResponse, MockTransport, Transport

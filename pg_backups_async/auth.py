@@ -33,9 +33,10 @@ from yarl import URL
 
 from .checks import check_str
 from .errors import ApiError, AuthError
+from .limits import TOKEN_ANSWER_CAP
 from .protocol import validate_endpoint
 from .retry import Retrying, RetryPolicy
-from .sanitize import REDACTED, printable, redact_error
+from .sanitize import REDACTED, printable, redact
 from .transport import AiohttpTransport, HttpRequest, HttpResponse, Transport
 from .wire import parse_status, parse_timestamp
 
@@ -49,7 +50,6 @@ METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/tok
 JWT_LIFETIME = 3600  # seconds: the service accepts at most one hour
 MIN_RSA_BITS = 2048
 _KEY_ID_LINE = "PLEASE DO NOT REMOVE THIS LINE!"
-TOKEN_ANSWER_CAP = 16 * 1024  # bytes: a token answer is well under 2 KiB
 MAX_TOKEN_LIFETIME = 12 * 3600.0  # seconds: no IAM token lives longer
 STANDALONE_RETRY = RetryPolicy(max_attempts=3, max_time=20.0, base_delay=0.2, max_delay=2.0)
 """The retries of `token()` called outside a client; a client uses its own policy."""
@@ -242,35 +242,33 @@ class ExchangedCredentials(_Secret):
         return token
 
     async def _exchange_once(self, exchange: Exchange) -> tuple[str, float]:
-        """One exchange request: the token and its lifetime, or `AuthError`."""
+        """One exchange request: the token and its lifetime, or `AuthError` (its text
+        redacted of the request's secret, which a service or proxy may echo)."""
         request, secret = self._request()
+        secrets = (secret,) if secret else ()
         try:
             response = await exchange.transport.send(
                 request, max_bytes=TOKEN_ANSWER_CAP, deadline=exchange.retrying.deadline
             )
         except ApiError as error:
             failure = AuthError(
-                f"{self._where} failed: {error.message}",
+                redact(f"{self._where} failed: {error.message}", secrets),
                 http_status=error.http_status,
-                request_id=error.request_id,
+                request_id=_redacted(error.request_id, secrets),
                 retryable=error.retryable,
             )
         else:
-            try:
-                return self._read(response)
-            except AuthError as error:
-                failure = error
-        redact_error(failure, (secret,))  # a service or proxy may echo the request
+            return self._read(response, secrets)
         raise failure
 
-    def _read(self, response: HttpResponse) -> tuple[str, float]:
+    def _read(self, response: HttpResponse, secrets: tuple[str, ...]) -> tuple[str, float]:
         status, body = response.status, response.body
         if not 200 <= status < 300:
             _, message, request_id = parse_status(body)
             raise AuthError(
-                f"{self._where} refused: {message or f'HTTP {status}'}",
+                redact(f"{self._where} refused: {message or f'HTTP {status}'}", secrets),
                 http_status=status,
-                request_id=response.headers.get("x-request-id") or request_id,
+                request_id=_redacted(response.headers.get("x-request-id") or request_id, secrets),
             )
         try:
             answer = orjson.loads(body)
@@ -292,6 +290,10 @@ class ExchangedCredentials(_Secret):
         if not lifetime > 0:
             raise AuthError(f"{self._where} answered a token that has already expired")
         return token, min(lifetime, MAX_TOKEN_LIFETIME)
+
+
+def _redacted(text: str | None, secrets: tuple[str, ...]) -> str | None:
+    return None if text is None else redact(text, secrets)
 
 
 def _iam_request(url: URL, body: Mapping[str, str]) -> HttpRequest:
@@ -577,6 +579,22 @@ def _key_from_variable(value: str, iam_endpoint: str) -> ServiceAccountKey:
             raise ValueError(f"{name} holds JSON that is not an object")
         return ServiceAccountKey.from_dict(data, iam_endpoint=iam_endpoint)
     return ServiceAccountKey.from_file(value, iam_endpoint=iam_endpoint)
+
+
+def resolve_credentials(
+    *,
+    iam_token: str | None = None,
+    service_account_key_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    iam_endpoint: str = IAM_ENDPOINT,
+) -> Credentials:
+    """Credentials given explicitly (an IAM token first, then a key file), else from the
+    environment as `credentials_from_env` finds them."""
+    if iam_token:
+        return IamToken(iam_token)
+    if service_account_key_file:
+        return ServiceAccountKey.from_file(service_account_key_file, iam_endpoint=iam_endpoint)
+    return credentials_from_env(environ, iam_endpoint=iam_endpoint)
 
 
 ENVIRONMENT_VARIABLES = (

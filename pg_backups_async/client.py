@@ -1,64 +1,44 @@
-"""`BackupsClient`: the API's calls over one transport, with auth, retries and streams.
+"""`BackupsClient`: the API's calls as typed methods, over one request pipeline.
 
-A call goes: get a token (exchanging it through the same transport and retry loop if
-need be), send under the call's retry loop, and on a 401 drop the token and send once
-more with a fresh one. One deadline, `RetryPolicy.max_time`, bounds it all.
+Each method is a thin wrapper over a call of the table (`calls`): one call is sent by
+`Pipeline.call`, one listing is streamed by `Pipeline.stream`; the use cases over many
+listings are in `bulk`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, Self, TypeVar
+from datetime import datetime, timedelta
+from typing import Self, TypeVar
 
 import aiohttp
-import attrs
 
-from . import protocol
+from . import bulk, calls, protocol
 from .aio import AsyncClosing
-from .auth import (
-    Credentials,
-    Exchange,
-    ExchangedCredentials,
-    IamToken,
-    check_token,
-    credentials_from_env,
-)
-from .checks import check_int, check_iterable, check_positive
-from .errors import ApiError, AuthError, ResponseFormatError, UnauthenticatedError
+from .auth import Credentials, credentials_from_env
+from .checks import check_int, check_positive
 from .fanout import FanOut
-from .inventory import DEFAULT_STALE_AFTER, summarize
-from .limits import RateLimiter
-from .models import (
-    Backup,
-    BackupsPage,
-    Cluster,
-    ClusterBackups,
-    ClusterInventory,
-    ClustersPage,
+from .inventory import DEFAULT_STALE_AFTER
+from .limits import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    MAX_CONNECT_TIMEOUT,
 )
-from .observe import (
-    Attempt,
-    AttemptHook,
-    attempt_span,
-    call_span,
-    check_hooks,
-    emit,
-    end_attempt_span,
-)
-from .paging import P, PageStream, ResumePoint
-from .protocol import Endpoint
-from .retry import RetryBudget, Retrying, RetryPolicy
-from .sanitize import redact_error
-from .transport import AiohttpTransport, HttpRequest, Transport
-from .wire import MAX_PAGE_SIZE
+from .models import Backup, BackupsPage, Cluster, ClusterBackups, ClusterInventory, ClustersPage
+from .observe import AttemptHook, check_hooks
+from .paging import PageStream, ResumePoint
+from .pipeline import Pipeline, Settings
+from .ratelimit import RateLimiter
+from .retry import RetryBudget, RetryPolicy
+from .transport import AiohttpTransport, Transport
 
-_T = TypeVar("_T")
+API_ENDPOINT = calls.MANAGED_POSTGRESQL.default_endpoint
+
+_S = TypeVar("_S", bound=AsyncClosing)
 
 
 class _Lifecycle(enum.StrEnum):
@@ -86,12 +66,12 @@ class BackupsClient(AsyncClosing):
         self,
         credentials: Credentials | None = None,
         *,
-        endpoint: str = protocol.API_ENDPOINT,
+        endpoint: str = API_ENDPOINT,
         retry: RetryPolicy | None = None,
-        timeout: float | aiohttp.ClientTimeout = 30.0,
-        connection_limit: int = 100,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         requests_per_second: float | None = None,
-        max_response_bytes: int = 64 * 1024 * 1024,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: Transport | None = None,
         on_attempt: AttemptHook | Sequence[AttemptHook] | None = None,
     ) -> None:
@@ -110,19 +90,25 @@ class BackupsClient(AsyncClosing):
             )
         self._credentials = credentials
         self._base_url = protocol.validate_endpoint(endpoint)
-        self._retry = retry or RetryPolicy()
+        retry = retry or RetryPolicy()
         self._timeout = _client_timeout(timeout)
         self._connection_limit = check_int(connection_limit, "connection_limit", minimum=1)
-        self._max_response_bytes = check_int(max_response_bytes, "max_response_bytes", minimum=1)
         self._transport = transport
-        self._hooks = check_hooks(on_attempt)
         self._state = _Lifecycle.NEW
-        self._streams: weakref.WeakSet[PageStream[Any, Any] | FanOut[Any, Any]] = weakref.WeakSet()
-        self.rate_limiter = (
-            RateLimiter(requests_per_second) if requests_per_second is not None else None
-        )
-        self.retry_budget = (
-            RetryBudget(self._retry.budget) if self._retry.budget is not None else None
+        self._streams: weakref.WeakSet[AsyncClosing] = weakref.WeakSet()
+        self._pipeline = Pipeline(
+            Settings(
+                credentials=credentials,
+                base_urls={calls.MANAGED_POSTGRESQL: self._base_url},
+                retry=retry,
+                retry_budget=RetryBudget(retry.budget) if retry.budget is not None else None,
+                rate_limiter=(
+                    RateLimiter(requests_per_second) if requests_per_second is not None else None
+                ),
+                max_response_bytes=check_int(max_response_bytes, "max_response_bytes", minimum=1),
+                hooks=check_hooks(on_attempt),
+            ),
+            self._require_open,
         )
 
     @property
@@ -133,7 +119,17 @@ class BackupsClient(AsyncClosing):
     @property
     def retry(self) -> RetryPolicy:
         """The retry policy in force."""
-        return self._retry
+        return self._pipeline.settings.retry
+
+    @property
+    def rate_limiter(self) -> RateLimiter | None:
+        """The limiter spacing this client's requests, if any."""
+        return self._pipeline.settings.rate_limiter
+
+    @property
+    def retry_budget(self) -> RetryBudget | None:
+        """The budget this client's retries draw on, if any."""
+        return self._pipeline.settings.retry_budget
 
     def __repr__(self) -> str:
         return (
@@ -165,7 +161,7 @@ class BackupsClient(AsyncClosing):
         if was_open and self._transport is not None:
             await self._transport.aclose()
 
-    # The calls: each is an endpoint declared in `protocol`.
+    # The calls: each a thin wrapper over a call of the table.
 
     async def get_backups_page(
         self, cluster_id: str, *, page_size: int | None = None, page_token: str | None = None
@@ -178,8 +174,9 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
         and an `ApiError` subclass when the service gives no good answer.
         """
-        return await self._get(
-            protocol.LIST_BACKUPS, cluster_id, page_size=page_size, page_token=page_token
+        return await self._pipeline.call(
+            calls.LIST_BACKUPS,
+            {"cluster_id": cluster_id, "page_size": page_size, "page_token": page_token},
         )
 
     def list_backups(
@@ -202,14 +199,16 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
         """
-        return self._list(
-            protocol.LIST_BACKUPS,
-            cluster_id,
-            page_size=page_size,
-            page_token=page_token,
-            max_items=max_items,
-            max_pages=max_pages,
-            resume=resume,
+        return self._stream(
+            self._pipeline.stream(
+                calls.LIST_BACKUPS,
+                {"cluster_id": cluster_id},
+                page_size=page_size,
+                page_token=page_token,
+                max_items=max_items,
+                max_pages=max_pages,
+                resume=resume,
+            )
         )
 
     async def get_clusters_page(
@@ -225,12 +224,14 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
         and an `ApiError` subclass when the service gives no good answer.
         """
-        return await self._get(
-            protocol.LIST_CLUSTERS,
-            folder_id,
-            page_size=page_size,
-            page_token=page_token,
-            filter=filter,
+        return await self._pipeline.call(
+            calls.LIST_CLUSTERS,
+            {
+                "folder_id": folder_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "filter": filter,
+            },
         )
 
     def list_clusters(
@@ -249,15 +250,16 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
         """
-        return self._list(
-            protocol.LIST_CLUSTERS,
-            folder_id,
-            page_size=page_size,
-            page_token=page_token,
-            max_items=max_items,
-            max_pages=max_pages,
-            resume=resume,
-            filter=filter,
+        return self._stream(
+            self._pipeline.stream(
+                calls.LIST_CLUSTERS,
+                {"folder_id": folder_id, "filter": filter},
+                page_size=page_size,
+                page_token=page_token,
+                max_items=max_items,
+                max_pages=max_pages,
+                resume=resume,
+            )
         )
 
     async def get_cluster(self, cluster_id: str) -> Cluster:
@@ -266,7 +268,7 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
         and an `ApiError` subclass when the service gives no good answer.
         """
-        return await self._get(protocol.GET_CLUSTER, cluster_id)
+        return await self._pipeline.call(calls.GET_CLUSTER, {"cluster_id": cluster_id})
 
     async def get_folder_backups_page(
         self, folder_id: str, *, page_size: int | None = None, page_token: str | None = None
@@ -276,8 +278,9 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
         and an `ApiError` subclass when the service gives no good answer.
         """
-        return await self._get(
-            protocol.LIST_FOLDER_BACKUPS, folder_id, page_size=page_size, page_token=page_token
+        return await self._pipeline.call(
+            calls.LIST_FOLDER_BACKUPS,
+            {"folder_id": folder_id, "page_size": page_size, "page_token": page_token},
         )
 
     def list_folder_backups(
@@ -295,14 +298,16 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
         """
-        return self._list(
-            protocol.LIST_FOLDER_BACKUPS,
-            folder_id,
-            page_size=page_size,
-            page_token=page_token,
-            max_items=max_items,
-            max_pages=max_pages,
-            resume=resume,
+        return self._stream(
+            self._pipeline.stream(
+                calls.LIST_FOLDER_BACKUPS,
+                {"folder_id": folder_id},
+                page_size=page_size,
+                page_token=page_token,
+                max_items=max_items,
+                max_pages=max_pages,
+                resume=resume,
+            )
         )
 
     async def get_backup(self, backup_id: str) -> Backup:
@@ -311,13 +316,15 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
         and an `ApiError` subclass when the service gives no good answer.
         """
-        return await self._get(protocol.GET_BACKUP, backup_id)
+        return await self._pipeline.call(calls.GET_BACKUP, {"backup_id": backup_id})
+
+    # Many listings at once
 
     def list_backups_many(
         self,
         cluster_ids: Iterable[str],
         *,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         page_size: int | None = None,
         fail_fast: bool = False,
         max_pages: int | None = None,
@@ -332,45 +339,24 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument now; a cluster's `ApiError`
         is its result's `error`, or, with `fail_fast`, raised by the iteration.
         """
-        ids = list(dict.fromkeys(check_iterable(cluster_ids, "cluster_ids")))
-        for cluster_id in ids:
-            protocol.validate_id(cluster_id)
-        check_int(concurrency, "concurrency", minimum=1)
-        protocol.validate_page_size(page_size)
-        protocol.validate_max_pages(max_pages)
-        self._require_open()
-
-        async def list_cluster(cluster_id: str) -> ClusterBackups:
-            backups: list[Backup] = []
-            stream = self._list(
-                protocol.LIST_BACKUPS,
-                cluster_id,
-                page_size=page_size,
-                max_pages=max_pages,
-                prefetch=False,
-                owned=False,  # the fan-out closes it; closing it apart would cut it short
-            )
-            async with stream.pages() as pages:
-                async for page in pages:
-                    backups.extend(page.backups)
-            return ClusterBackups(cluster_id, tuple(backups))
-
-        fanout = FanOut(
-            list_cluster,
+        ids = bulk.check_cluster_ids(cluster_ids)
+        fanout = bulk.list_backups_many(
+            self._pipeline,
             ids,
-            on_error=lambda cluster_id, error: ClusterBackups(cluster_id, error=error),
             concurrency=concurrency,
+            page_size=page_size,
             fail_fast=fail_fast,
+            max_pages=max_pages,
         )
-        self._streams.add(fanout)
-        return fanout
+        self._require_open()
+        return self._stream(fanout)
 
     async def inventory(
         self,
         *,
         folder_ids: Iterable[str] = (),
         cluster_ids: Iterable[str] = (),
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         page_size: int | None = None,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         now: datetime | None = None,
@@ -389,207 +375,23 @@ class BackupsClient(AsyncClosing):
         Returns the lines; raises `ValueError` (or `TypeError`) for a bad argument, and
         the `ApiError` of a folder that cannot be listed.
         """
-        folder_ids = check_iterable(folder_ids, "folder_ids")
-        cluster_ids = check_iterable(cluster_ids, "cluster_ids")
-        if not folder_ids and not cluster_ids:
-            raise ValueError("inventory needs folder_ids, cluster_ids, or both")
-        for folder_id in folder_ids:
-            protocol.validate_id(folder_id, name="folder_id")
-        for cluster_id in cluster_ids:
-            protocol.validate_id(cluster_id)
-        if not isinstance(stale_after, timedelta):
-            raise TypeError(f"stale_after must be a timedelta, not {type(stale_after).__name__}")
-        if stale_after <= timedelta(0):
-            raise ValueError(f"stale_after must be a positive timedelta, got {stale_after!r}")
-        check_int(concurrency, "concurrency", minimum=1)
-        now = now or datetime.now(UTC)
-        known: dict[str, Cluster | None] = {}
-        for folder_id in folder_ids:
-            async with self.list_clusters(
-                folder_id, page_size=page_size, max_pages=max_pages
-            ) as clusters:
-                async for cluster in clusters:
-                    known.setdefault(cluster.id, cluster)
-        for cluster_id in cluster_ids:
-            known.setdefault(cluster_id, None)
-        lines: dict[str, ClusterInventory] = {}
-        for cluster_id, found in known.items():
-            error = _invalid_listed_id(cluster_id)
-            if error is not None:  # from Cluster.list: that cluster's line, not the end
-                lines[cluster_id] = summarize(
-                    ClusterBackups(cluster_id, error=error), found, now=now
-                )
-        async with self.list_backups_many(
-            [cluster_id for cluster_id in known if cluster_id not in lines],
+        return await bulk.inventory(
+            self._pipeline,
+            self._streams.add,
+            folder_ids=folder_ids,
+            cluster_ids=cluster_ids,
             concurrency=concurrency,
             page_size=page_size,
+            stale_after=stale_after,
+            now=now,
+            on_progress=on_progress,
             max_pages=max_pages,
-        ) as results:
-            async for result in results:
-                lines[result.cluster_id] = summarize(
-                    result, known[result.cluster_id], now=now, stale_after=stale_after
-                )
-                if on_progress is not None:
-                    on_progress(len(lines), len(known))
-        return [lines[cluster_id] for cluster_id in known]
-
-    # The request path
-
-    def _list(
-        self,
-        endpoint: Endpoint[P],
-        resource_id: str,
-        *,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        max_items: int | None = None,
-        max_pages: int | None = None,
-        resume: ResumePoint | str | None = None,
-        prefetch: bool = True,
-        owned: bool = True,
-        **arguments: Any,
-    ) -> PageStream[P, Any]:
-        """A stream over a list call; its arguments are checked now. An `owned` stream is
-        the caller's, and closing the client closes it."""
-        skip = 0
-        if resume is not None:
-            if page_token is not None:
-                raise ValueError("pass page_token or resume, not both")
-            if isinstance(resume, str):
-                resume = ResumePoint.parse(resume)
-            if not isinstance(resume, ResumePoint):
-                raise TypeError(
-                    f"resume must be a ResumePoint or str, not {type(resume).__name__}"
-                )
-            page_token, skip = resume.page_token, resume.skip
-            if not 0 <= skip < MAX_PAGE_SIZE:
-                raise ValueError(f"a resume point skips 0 to 999 items, not {skip}")
-        endpoint.build(resource_id, page_size=page_size, page_token=page_token, **arguments)
-        protocol.validate_max_items(max_items)
-        protocol.validate_max_pages(max_pages)
-        self._require_open()
-
-        async def fetch(token: str | None, size: int | None) -> P:
-            return await self._get(
-                endpoint, resource_id, page_size=size, page_token=token, **arguments
-            )
-
-        stream: PageStream[P, Any] = PageStream(
-            fetch,
-            page_size=page_size,
-            page_token=protocol.validate_page_token(page_token),
-            skip=skip,
-            max_items=max_items,
-            max_pages=max_pages,
-            prefetch=prefetch,
-            default_page_size=protocol.SERVER_DEFAULT_PAGE_SIZE,
-            name=f"{endpoint.name}({resource_id})",
         )
-        if owned:
-            self._streams.add(stream)
+
+    def _stream(self, stream: _S) -> _S:
+        """A stream or fan-out of the caller's: closing the client closes it."""
+        self._streams.add(stream)
         return stream
-
-    async def _get(self, endpoint: Endpoint[_T], *arguments: Any, **keywords: Any) -> _T:
-        """One call: its request built (and so checked), then sent with auth and retries."""
-        request = endpoint.build(*arguments, **keywords)
-        transport = self._require_open()
-        retrying = Retrying(self._retry, self.retry_budget)
-        parse = endpoint.parser(keywords.get("page_size"))
-        outcome = _Outcome()
-
-        async def attempt() -> _T:
-            return await self._attempt(transport, request, parse, token, retrying, outcome)
-
-        def report(number: int, error: ApiError | None, wait: float | None) -> None:
-            emit(
-                self._hooks,
-                Attempt(
-                    endpoint.name,
-                    "GET",
-                    request.path,
-                    number,
-                    outcome.status,
-                    outcome.duration,
-                    wait,
-                    outcome.client_request_id,
-                    outcome.request_id,
-                    error,
-                ),
-            )
-
-        reporting = report if self._hooks else None
-        with call_span(endpoint.name):
-            token = await self._token(transport, retrying)
-            try:
-                return await retrying.run(attempt, report=reporting)
-            except UnauthenticatedError:
-                if not self._credentials.invalidate(token):
-                    raise
-            token = await self._token(transport, retrying)  # a fresh one, sent once more
-            return await retrying.run(attempt, report=reporting)
-
-    async def _token(self, transport: Transport, retrying: Retrying) -> str:
-        """A token for this call, within its deadline; `AuthError` if none can be had."""
-        credentials = self._credentials
-        if isinstance(credentials, IamToken):
-            return await credentials.token()  # checked when made; nothing to wait for
-        if isinstance(credentials, ExchangedCredentials):
-            return await credentials.token_via(Exchange(transport, retrying))
-        try:
-            async with asyncio.timeout_at(retrying.deadline):
-                token = await credentials.token()
-        except TimeoutError:
-            failure = AuthError(
-                f"{type(credentials).__name__}.token() gave no token within the call's max_time",
-                retryable=False,
-            )
-        else:
-            try:
-                return check_token(token, name="the token from credentials")
-            except (TypeError, ValueError) as error:
-                failure = AuthError(str(error), retryable=False)
-        raise failure
-
-    async def _attempt(
-        self,
-        transport: Transport,
-        request: protocol.Request,
-        parse: Callable[[bytes], _T],
-        token: str,
-        retrying: Retrying,
-        outcome: _Outcome,
-    ) -> _T:
-        """One request: a 2xx answer's body parsed, or the `ApiError` for anything else."""
-        if self.rate_limiter is not None:
-            await self.rate_limiter.acquire()
-        client_request_id = str(uuid.uuid4())
-        url = request.url(self._base_url)
-        outcome.begin(client_request_id)
-        with attempt_span(
-            "GET", url, self._base_url.host or "", self._base_url.port, retrying.attempts
-        ) as span:
-            try:
-                response = await transport.send(
-                    HttpRequest("GET", url, protocol.request_headers(token, client_request_id)),
-                    max_bytes=self._max_response_bytes,
-                    deadline=retrying.deadline,
-                )
-                outcome.answered(response.status, response.headers.get("x-request-id"))
-                result = protocol.read_response(
-                    response.status,
-                    response.headers,
-                    response.body,
-                    parse,
-                    client_request_id=client_request_id,
-                )
-            except ApiError as error:
-                redact_error(error, (token,))  # a server or proxy may echo the request
-                outcome.failed(error)
-                end_attempt_span(span, outcome.status, error)
-                raise
-            outcome.ended()
-            end_attempt_span(span, outcome.status, None)
-            return result
 
     def _require_open(self) -> Transport:
         if self._state is _Lifecycle.OPEN and self._transport is not None:
@@ -601,44 +403,8 @@ class BackupsClient(AsyncClosing):
         )
 
 
-@attrs.define
-class _Outcome:
-    """How the latest attempt of a call went, for the `on_attempt` hooks."""
-
-    started: float = 0.0
-    duration: float = 0.0
-    status: int | None = None
-    client_request_id: str | None = None
-    request_id: str | None = None
-
-    def begin(self, client_request_id: str) -> None:
-        self.started = time.perf_counter()
-        self.status = self.request_id = None
-        self.client_request_id = client_request_id
-
-    def answered(self, status: int, request_id: str | None) -> None:
-        self.status, self.request_id = status, request_id
-
-    def failed(self, error: ApiError) -> None:
-        self.status = error.http_status
-        self.request_id = error.request_id
-        self.ended()
-
-    def ended(self) -> None:
-        self.duration = time.perf_counter() - self.started
-
-
-def _invalid_listed_id(cluster_id: str) -> ResponseFormatError | None:
-    """The error for a cluster id from `Cluster.list` that cannot be sent back in a path."""
-    try:
-        protocol.validate_id(cluster_id)
-    except ValueError as error:
-        return ResponseFormatError(f"Cluster.list gave an unusable cluster id: {error}")
-    return None
-
-
 def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
         return timeout
     seconds = check_positive(timeout, "timeout")
-    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(10.0, seconds))
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(MAX_CONNECT_TIMEOUT, seconds))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any, Self
 
 # google.rpc.Code names, for messages.
 GRPC_CODE_NAMES = {
@@ -33,8 +34,8 @@ class ApiError(Exception):
 
     `http_status` is None when no answer arrived; `code` is the gRPC code from the
     body when it had one; `request_id` is the service's id for the request and
-    `client_request_id` the one this client sent; `page_token` is set by streams to the
-    token to resume from.
+    `client_request_id` the one this client sent; `page_token` is, for a list call's
+    request, the token of the page asked for: where to resume from.
     """
 
     def __init__(
@@ -46,6 +47,7 @@ class ApiError(Exception):
         request_id: str | None = None,
         client_request_id: str | None = None,
         retry_after: float | None = None,
+        page_token: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -54,7 +56,24 @@ class ApiError(Exception):
         self.request_id = request_id
         self.client_request_id = client_request_id
         self.retry_after = retry_after
-        self.page_token: str | None = None
+        self.page_token = page_token
+
+    def _fields(self) -> dict[str, Any]:
+        """The constructor's keywords that give this error."""
+        return {
+            "http_status": self.http_status,
+            "code": self.code,
+            "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
+            "retry_after": self.retry_after,
+            "page_token": self.page_token,
+        }
+
+    def evolve(self, **changes: Any) -> Self:
+        """A new error of the same class, with `changes` to its keywords (the message
+        too); this one is left as it is."""
+        fields = {"message": self.message, **self._fields(), **changes}
+        return type(self)(fields.pop("message"), **fields)
 
     @property
     def retryable(self) -> bool:
@@ -109,13 +128,16 @@ class UnavailableError(ApiError):
 
 
 class NetworkError(ApiError):
-    """No answer arrived: the connection failed, was reset or timed out."""
+    """No answer arrived: the connection failed, was reset or timed out.
 
-    def __init__(
-        self, message: str, *, client_request_id: str | None = None, retryable: bool = True
-    ) -> None:
-        super().__init__(message, client_request_id=client_request_id)
+    It takes `ApiError`'s keywords, and `retryable`."""
+
+    def __init__(self, message: str, *, retryable: bool = True, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self._retryable = retryable
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "retryable": self._retryable}
 
     @property
     def retryable(self) -> bool:
@@ -124,18 +146,16 @@ class NetworkError(ApiError):
 
 
 class AuthError(ApiError):
-    """No IAM token could be had: the exchange failed, or no credentials were found."""
+    """No IAM token could be had: the exchange failed, or no credentials were found.
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        http_status: int | None = None,
-        request_id: str | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        super().__init__(message, http_status=http_status, request_id=request_id)
+    It takes `ApiError`'s keywords, and `retryable` (None: by the HTTP status)."""
+
+    def __init__(self, message: str, *, retryable: bool | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self._retryable = retryable
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "retryable": self._retryable}
 
     @property
     def retryable(self) -> bool:
@@ -144,24 +164,16 @@ class AuthError(ApiError):
 
 
 class ResponseFormatError(ApiError):
-    """The answer is not the JSON the API promises; `field` names where, when known."""
+    """The answer is not the JSON the API promises; `field` names where, when known.
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str | None = None,
-        http_status: int | None = None,
-        request_id: str | None = None,
-        client_request_id: str | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            http_status=http_status,
-            request_id=request_id,
-            client_request_id=client_request_id,
-        )
+    It takes `ApiError`'s keywords, and `field`."""
+
+    def __init__(self, message: str, *, field: str | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.field = field
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "field": self.field}
 
     @property
     def retryable(self) -> bool:

@@ -1,38 +1,37 @@
-"""A limit on the load a client puts on the service: its request rate."""
+"""Every limit and default of the API and of this library, in one place.
+
+The service's own limits come from its reference; the library's bounds are chosen so
+that a real user never meets them, while a broken or hostile server cannot make a call
+run or grow without end.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+# The service's limits
+MAX_PAGE_SIZE = 1000
+"""The most items a page may hold, and the largest `pageSize` the API takes."""
+SERVER_DEFAULT_PAGE_SIZE = 100
+"""The page size the service uses when a request names none."""
+MAX_PAGE_TOKEN_LENGTH = 100
+MAX_ID_LENGTH = 50
+"""Cluster, folder and cloud ids."""
+MAX_BACKUP_ID_LENGTH = 256
+"""No limit is declared; backup ids are `<clusterId>:<name>`."""
+MAX_FILTER_LENGTH = 1000
 
-from .checks import check_positive
-
-
-class RateLimiter:
-    """At most `rate` requests a second, evenly spaced, for every caller sharing it."""
-
-    def __init__(
-        self,
-        rate: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.rate = check_positive(rate, "requests_per_second")
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-        self.acquired = 0
-
-    async def acquire(self) -> None:
-        """Wait for this request's turn."""
-        self.acquired += 1
-        now = self._clock()
-        start = max(self._next, now)
-        self._next = start + 1 / self.rate
-        if start > now:
-            await self._sleep(start - now)
-
-    def __repr__(self) -> str:
-        return f"<RateLimiter {self.rate:g}/s>"
+# The library's bounds and defaults
+MAX_EMPTY_PAGES = 100
+"""Empty pages in a row, each with a new token, after which a listing is cut off."""
+MAX_RESUME_SKIP = MAX_PAGE_SIZE - 1
+"""A resume point skips fewer items than a page holds."""
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""The default cap on one answer's body, after decompression."""
+TOKEN_ANSWER_CAP = 16 * 1024
+"""Bytes: a token exchange's answer is well under 2 KiB."""
+DEFAULT_CONCURRENCY = 16
+"""Listings at once in a fan-out or an inventory."""
+DEFAULT_CONNECTION_LIMIT = 100
+DEFAULT_TIMEOUT = 30.0
+"""Seconds for one attempt, as a whole."""
+MAX_CONNECT_TIMEOUT = 10.0
+"""Seconds to connect, at most, within an attempt."""

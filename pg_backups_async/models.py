@@ -8,10 +8,39 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import attrs
 
 from .errors import ApiError
+
+T = TypeVar("T")
+
+
+class Page(Generic[T]):
+    """What every list call's page has: its items, under the call's own name (such as
+    `backups`), the next page's token (None on the last page), and trimmed copies."""
+
+    __slots__ = ()
+    items_field: ClassVar[str]
+    """The attribute, and the JSON key, that holds the page's items."""
+    next_page_token: str | None
+
+    @property
+    def items(self) -> tuple[T, ...]:
+        """The page's resources, under the name every page type shares."""
+        items: tuple[T, ...] = getattr(self, self.items_field)
+        return items
+
+    def head(self, count: int) -> Self:
+        """The page with only its first `count` items."""
+        changes: dict[str, Any] = {self.items_field: self.items[:count]}
+        return attrs.evolve(self, **changes)  # type: ignore[misc]
+
+    def skip(self, count: int) -> Self:
+        """The page without its first `count` items."""
+        changes: dict[str, Any] = {self.items_field: self.items[count:]}
+        return attrs.evolve(self, **changes)  # type: ignore[misc]
 
 
 class BackupType(enum.StrEnum):
@@ -64,24 +93,13 @@ class Backup:
 
 
 @attrs.frozen
-class BackupsPage:
-    """One page of `Cluster.listBackups`; `next_page_token` is None on the last page."""
+class BackupsPage(Page[Backup]):
+    """One page of `Cluster.listBackups` or `Backup.list`; `next_page_token` is None on
+    the last page."""
 
+    items_field: ClassVar[str] = "backups"
     backups: tuple[Backup, ...] = ()
     next_page_token: str | None = None
-
-    @property
-    def items(self) -> tuple[Backup, ...]:
-        """The page's resources, under the name every page type shares."""
-        return self.backups
-
-    def head(self, count: int) -> BackupsPage:
-        """The page with only its first `count` backups."""
-        return attrs.evolve(self, backups=self.backups[:count])
-
-    def skip(self, count: int) -> BackupsPage:
-        """The page without its first `count` backups."""
-        return attrs.evolve(self, backups=self.backups[count:])
 
 
 class ClusterEnvironment(enum.StrEnum):
@@ -138,24 +156,12 @@ class Cluster:
 
 
 @attrs.frozen
-class ClustersPage:
+class ClustersPage(Page[Cluster]):
     """One page of `Cluster.list`; `next_page_token` is None on the last page."""
 
+    items_field: ClassVar[str] = "clusters"
     clusters: tuple[Cluster, ...] = ()
     next_page_token: str | None = None
-
-    @property
-    def items(self) -> tuple[Cluster, ...]:
-        """The page's resources, under the name every page type shares."""
-        return self.clusters
-
-    def head(self, count: int) -> ClustersPage:
-        """The page with only its first `count` clusters."""
-        return attrs.evolve(self, clusters=self.clusters[:count])
-
-    def skip(self, count: int) -> ClustersPage:
-        """The page without its first `count` clusters."""
-        return attrs.evolve(self, clusters=self.clusters[count:])
 
 
 @attrs.frozen
@@ -225,3 +231,17 @@ class ClusterInventory:
         if self.newest_done_age is None:
             return InventoryState.NO_BACKUPS
         return InventoryState.STALE if self.stale else InventoryState.OK
+
+
+def _declared(kind: type[Any]) -> tuple[Any, ...]:
+    return tuple(
+        value
+        for value in list(globals().values())
+        if isinstance(value, type) and value.__module__ == __name__ and issubclass(value, kind)
+    )
+
+
+ENUMS: tuple[type[enum.Enum], ...] = _declared(enum.Enum)
+"""Every enum of the models, in the order declared."""
+MODELS: tuple[type[Any], ...] = tuple(cls for cls in _declared(object) if attrs.has(cls))
+"""Every attrs class of the models, in the order declared."""

@@ -11,6 +11,7 @@ import attrs
 
 from .aio import AsyncClosing, retrieve_exception
 from .errors import ApiError, ResponseFormatError
+from .limits import MAX_EMPTY_PAGES, MAX_PAGE_SIZE, SERVER_DEFAULT_PAGE_SIZE
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -31,10 +32,6 @@ class Page(Protocol[T_co]):
 
 
 P = TypeVar("P", bound=Page[object])
-
-_MAX_PAGE_SIZE = 1000  # the most a page may hold; a resumed first request asks no more
-MAX_EMPTY_PAGES = 100
-"""Empty pages in a row, each with a new token, after which a listing is cut off."""
 
 FetchPage = Callable[[str | None, int | None], Awaitable[P]]
 """`fetch(page_token, page_size)` -> the page; None asks for the first page / default size."""
@@ -123,7 +120,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
         max_items: int | None = None,
         max_pages: int | None = None,
         prefetch: bool = True,
-        default_page_size: int = 100,
+        default_page_size: int = SERVER_DEFAULT_PAGE_SIZE,
         name: str = "listing",
     ) -> None:
         self._fetch = fetch
@@ -257,10 +254,6 @@ class PageStream(AsyncClosing, Generic[P, T]):
                 raise StopAsyncIteration from None  # aclose() from another task
             await self.aclose()
             raise
-        except ApiError as error:
-            error.page_token = request.token
-            await self.aclose()
-            raise
         except BaseException:
             await self.aclose()
             raise
@@ -277,7 +270,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
             else:
                 size = min(size, remaining)
         if self._skip:  # the items to drop come on top of those wanted
-            size = min(self._skip + (size or self._default_page_size), _MAX_PAGE_SIZE)
+            size = min(self._skip + (size or self._default_page_size), MAX_PAGE_SIZE)
         request.task = asyncio.create_task(
             _fetch_page(self._fetch, request.token, size),
             name=f"pg-backups-async prefetch {self._name}",

@@ -1,4 +1,9 @@
-"""The API's requests and answers as pure functions: validate, build, interpret. No I/O."""
+"""The API's requests and answers as pure functions: validate, build, interpret. No I/O.
+
+A `Call` declares one API call as data (`calls` holds them all); `Call.request` checks
+the arguments and builds its `Request`; `read_response` turns an answer into the call's
+result or a complete `ApiError`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -17,17 +22,17 @@ from yarl import URL
 from . import wire
 from .checks import check_optional_int, check_str
 from .errors import ApiError, ResponseFormatError, error_class_for_status, status_phrase
-from .models import Backup, BackupsPage, Cluster, ClustersPage
-from .wire import MAX_PAGE_SIZE, MAX_PAGE_TOKEN_LENGTH, parse_status
+from .limits import (
+    MAX_BACKUP_ID_LENGTH,
+    MAX_FILTER_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_PAGE_TOKEN_LENGTH,
+)
+from .models import Page
+from .sanitize import redact
 
-_T = TypeVar("_T")
-
-API_ENDPOINT = "https://mdb.api.cloud.yandex.net"
-API_PREFIX = "/managed-postgresql/v1"
-MAX_ID_LENGTH = 50
-MAX_BACKUP_ID_LENGTH = 256  # no limit is declared; backup ids are "<clusterId>:<name>"
-MAX_FILTER_LENGTH = 1000
-SERVER_DEFAULT_PAGE_SIZE = 100
+R = TypeVar("R")
 
 # RFC 3986 unreserved characters: nothing in an id can be read as path syntax.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]+")
@@ -37,48 +42,101 @@ _BACKUP_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:-]+")
 
 
 @attrs.frozen
-class Request:
-    """A GET request: a percent-encoded path under the endpoint, and query pairs."""
+class Service:
+    """An API host: its name, for messages, and its public base URL."""
 
+    name: str
+    default_endpoint: str
+
+
+@attrs.frozen
+class Request:
+    """A GET request to a service: a percent-encoded path, and query pairs."""
+
+    service: Service
     path: str
     query: tuple[tuple[str, str], ...] = ()
 
     def url(self, base: URL) -> URL:
-        """The full URL under the API's base URL."""
+        """The full URL under the service's base URL."""
         return base.with_path(self.path, encoded=True).with_query(self.query)
 
 
 @attrs.frozen
-class Endpoint(Generic[_T]):
-    """One API call, declared: its name, how to build its request, how to read its answer.
+class Param:
+    """One argument of a call: its keyword, its check, and where and how it is sent.
 
-    `build` checks its arguments and raises `ValueError` or `TypeError` before anything
-    is sent. A `paged` call's builder takes `page_size` and `page_token` keywords, and
-    its parser a `max_items` that refuses a page larger than was asked for.
+    `check(value)` gives the value to send (None: leave it out) or raises `ValueError`
+    or `TypeError`. `query` is its query-string key; None makes it the path's `{name}`,
+    percent-encoded but for the characters in `safe`.
     """
 
     name: str
-    build: Callable[..., Request]
-    parse: Callable[..., _T]
-    paged: bool = False
-
-    def parser(self, page_size: int | None = None) -> Callable[[bytes], _T]:
-        """The answer's parser; for a paged call, one refusing more than `page_size` items
-        (more than the API's 1000 when None)."""
-        if not self.paged:
-            return self.parse
-        return functools.partial(self.parse, max_items=page_size or MAX_PAGE_SIZE)
+    check: Callable[[Any], Any]
+    query: str | None = None
+    encode: Callable[[Any], str] = str
+    safe: str = ""
 
 
-def validate_endpoint(endpoint: str) -> URL:
-    """The API base URL; `http://` is refused unless the host is loopback."""
-    url = URL(check_str(endpoint, "endpoint"))
+@attrs.frozen
+class Call(Generic[R]):
+    """One API call, declared: its name, service, path, arguments and result.
+
+    A call whose result is a `Page` is a list call: its answer holds at most as many
+    items as were asked for (`page_size`), and at most the API's 1000.
+    """
+
+    name: str
+    service: Service
+    path: str
+    """A template: `/managed-postgresql/v1/clusters/{cluster_id}/backups`."""
+    params: tuple[Param, ...]
+    result: type[R]
+    _names: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_names", frozenset(p.name for p in self.params))
+
+    @property
+    def paged(self) -> bool:
+        """Whether it is a list call, answered a page at a time."""
+        return issubclass(self.result, Page)
+
+    def request(self, arguments: Mapping[str, Any]) -> Request:
+        """The request for these arguments, each checked; `ValueError` or `TypeError`
+        for a bad or unknown one, before anything is sent."""
+        unknown = arguments.keys() - self._names
+        if unknown:
+            raise TypeError(f"{self.name} takes no argument {sorted(unknown)[0]!r}")
+        segments: dict[str, str] = {}
+        query: list[tuple[str, str]] = []
+        for param in self.params:
+            value = param.check(arguments.get(param.name))
+            if param.query is None:
+                segments[param.name] = quote(param.encode(value), safe=param.safe)
+            elif value is not None:
+                query.append((param.query, param.encode(value)))
+        return Request(self.service, self.path.format_map(segments), tuple(query))
+
+    def parser(self, page_size: int | None = None) -> Callable[[bytes], R]:
+        """The answer's parser; a list call's refuses more items than `page_size` (more
+        than the API's 1000 when None)."""
+        if self.paged:
+            return functools.partial(
+                wire.parse_page, cls=self.result, max_items=page_size or MAX_PAGE_SIZE
+            )
+        return functools.partial(wire.parse, cls=self.result)
+
+
+def validate_endpoint(endpoint: str, name: str = "endpoint") -> URL:
+    """A service's base URL; `http://` is refused unless the host is loopback."""
+    url = URL(check_str(endpoint, name))
     if url.scheme not in ("https", "http") or not url.host:
-        raise ValueError(f"endpoint must look like https://host[:port], got {endpoint!r}")
+        raise ValueError(f"{name} must look like https://host[:port], got {endpoint!r}")
     if url.user is not None or url.password is not None:
-        raise ValueError("endpoint must not carry credentials; pass them as credentials=")
+        raise ValueError(f"{name} must not carry credentials; pass them as credentials=")
     if url.path not in ("", "/") or url.query_string or url.fragment:
-        raise ValueError(f"endpoint must be scheme://host[:port] only, got {endpoint!r}")
+        raise ValueError(f"{name} must be scheme://host[:port] only, got {endpoint!r}")
     if url.scheme == "http" and not is_loopback(url.host):
         raise ValueError(
             f"refusing plain http:// to {url.host}: tokens would travel unencrypted; "
@@ -118,6 +176,20 @@ def validate_id(
     return value
 
 
+def id_check(name: str) -> Callable[[Any], str]:
+    """The check of a required id argument called `name`."""
+    return functools.partial(validate_id, name=name)
+
+
+def optional_id_check(name: str) -> Callable[[Any], str | None]:
+    """The check of an optional id argument called `name` (None or "" leave it out)."""
+
+    def check(value: Any) -> str | None:
+        return None if value is None or value == "" else validate_id(value, name=name)
+
+    return check
+
+
 def validate_backup_id(backup_id: str) -> str:
     """A backup id (`<clusterId>:<name>`) safe as one URL path segment."""
     return validate_id(
@@ -126,7 +198,7 @@ def validate_backup_id(backup_id: str) -> str:
 
 
 def validate_filter(filter: str | None) -> str | None:
-    """A `Cluster.list` filter of at most 1000 characters, such as `name="prod"`."""
+    """A list call's filter of at most 1000 characters, such as `name="prod"`."""
     if filter is None or filter == "":
         return None
     if not isinstance(filter, str):
@@ -172,72 +244,9 @@ def validate_max_pages(max_pages: int | None) -> int | None:
     return check_optional_int(max_pages, "max_pages", minimum=1)
 
 
-def _page_query(page_size: int | None, page_token: str | None) -> tuple[tuple[str, str], ...]:
-    query: list[tuple[str, str]] = []
-    if page_size is not None:
-        query.append(("pageSize", str(page_size)))
-    if page_token is not None:
-        query.append(("pageToken", page_token))
-    return tuple(query)
-
-
-def list_backups_request(
-    cluster_id: str, page_size: int | None = None, page_token: str | None = None
-) -> Request:
-    """`Cluster.listBackups`: GET /managed-postgresql/v1/clusters/{clusterId}/backups."""
-    segment = quote(validate_id(cluster_id), safe="")
-    return Request(
-        path=f"{API_PREFIX}/clusters/{segment}/backups",
-        query=_page_query(validate_page_size(page_size), validate_page_token(page_token)),
-    )
-
-
-def list_clusters_request(
-    folder_id: str,
-    page_size: int | None = None,
-    page_token: str | None = None,
-    filter: str | None = None,
-) -> Request:
-    """`Cluster.list`: GET /managed-postgresql/v1/clusters?folderId=..."""
-    query: tuple[tuple[str, str], ...] = (("folderId", validate_id(folder_id, name="folder_id")),)
-    query += _page_query(validate_page_size(page_size), validate_page_token(page_token))
-    checked = validate_filter(filter)
-    if checked is not None:
-        query += (("filter", checked),)
-    return Request(path=f"{API_PREFIX}/clusters", query=query)
-
-
-def list_folder_backups_request(
-    folder_id: str, page_size: int | None = None, page_token: str | None = None
-) -> Request:
-    """`Backup.list`: GET /managed-postgresql/v1/backups?folderId=..."""
-    query: tuple[tuple[str, str], ...] = (("folderId", validate_id(folder_id, name="folder_id")),)
-    query += _page_query(validate_page_size(page_size), validate_page_token(page_token))
-    return Request(path=f"{API_PREFIX}/backups", query=query)
-
-
-def get_backup_request(backup_id: str) -> Request:
-    """`Backup.get`: GET /managed-postgresql/v1/backups/{backupId}."""
-    segment = quote(validate_backup_id(backup_id), safe=":")
-    return Request(path=f"{API_PREFIX}/backups/{segment}")
-
-
-def get_cluster_request(cluster_id: str) -> Request:
-    """`Cluster.get`: GET /managed-postgresql/v1/clusters/{clusterId}."""
-    return Request(path=f"{API_PREFIX}/clusters/{quote(validate_id(cluster_id), safe='')}")
-
-
-LIST_BACKUPS = Endpoint[BackupsPage](
-    "Cluster.listBackups", list_backups_request, wire.parse_backups_page, paged=True
-)
-LIST_CLUSTERS = Endpoint[ClustersPage](
-    "Cluster.list", list_clusters_request, wire.parse_clusters_page, paged=True
-)
-GET_CLUSTER = Endpoint[Cluster]("Cluster.get", get_cluster_request, wire.parse_cluster)
-LIST_FOLDER_BACKUPS = Endpoint[BackupsPage](
-    "Backup.list", list_folder_backups_request, wire.parse_backups_page, paged=True
-)
-GET_BACKUP = Endpoint[Backup]("Backup.get", get_backup_request, wire.parse_backup)
+PAGE_SIZE = Param("page_size", validate_page_size, query="pageSize")
+PAGE_TOKEN = Param("page_token", validate_page_token, query="pageToken")
+FILTER = Param("filter", validate_filter, query="filter")
 
 
 def request_headers(token: str, client_request_id: str) -> dict[str, str]:
@@ -249,24 +258,42 @@ def request_headers(token: str, client_request_id: str) -> dict[str, str]:
     }
 
 
+@attrs.frozen
+class Context:
+    """What an error of one attempt says besides the answer: the request's ids, the
+    page asked for, and the secrets its text must not show."""
+
+    client_request_id: str | None = None
+    page_token: str | None = None
+    secrets: tuple[str, ...] = ()
+
+
 def read_response(
     status: int,
     headers: Mapping[str, str],
     body: bytes,
-    parse: Callable[[bytes], _T],
-    *,
-    client_request_id: str | None = None,
-) -> _T:
-    """A 2xx answer's body parsed, or the `ApiError` for anything else."""
+    parse: Callable[[bytes], R],
+    context: Context = Context(),
+) -> R:
+    """A 2xx answer's body parsed, or the complete `ApiError` for anything else."""
     if 200 <= status < 300:
         try:
             return parse(body)
         except ResponseFormatError as error:
-            error.http_status = status
-            error.request_id = headers.get("x-request-id")
-            error.client_request_id = client_request_id
-            raise
-    raise error_from_response(status, body, headers, client_request_id=client_request_id)
+            failure = ResponseFormatError(
+                redact(error.message, context.secrets),
+                field=error.field,
+                http_status=status,
+                request_id=_request_id(headers.get("x-request-id"), context),
+                client_request_id=context.client_request_id,
+                page_token=context.page_token,
+            )
+        raise failure
+    raise error_from_response(status, body, headers, context)
+
+
+def _request_id(value: str | None, context: Context) -> str | None:
+    return None if value is None else redact(value, context.secrets)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -289,20 +316,20 @@ def error_from_response(
     http_status: int,
     body: bytes,
     headers: Mapping[str, str],
-    *,
-    client_request_id: str | None = None,
+    context: Context = Context(),
 ) -> ApiError:
     """The `ApiError` for a non-2xx answer, from its status, `google.rpc.Status` and headers."""
-    code, message, detail_request_id = parse_status(body)
+    code, message, detail_request_id = wire.parse_status(body)
     if message is None:
         content_type = headers.get("Content-Type", "no content type")
         phrase = status_phrase(http_status)
         message = f"{phrase or 'error'} ({len(body)} bytes of {content_type.split(';')[0]})"
     return error_class_for_status(http_status)(
-        message,
+        redact(message, context.secrets),
         http_status=http_status,
         code=code,
-        request_id=headers.get("x-request-id") or detail_request_id,
-        client_request_id=client_request_id,
+        request_id=_request_id(headers.get("x-request-id") or detail_request_id, context),
+        client_request_id=context.client_request_id,
         retry_after=parse_retry_after(headers.get("Retry-After")),
+        page_token=context.page_token,
     )

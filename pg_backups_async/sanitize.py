@@ -2,7 +2,7 @@
 
 A server (or a proxy in front of it) may echo the request, token included, into an
 error message or a header; and any string it sends may hold terminal escapes or line
-breaks. Errors carry server text redacted; whatever writes to a terminal or a log line
+breaks. Errors are built with server text redacted; whatever writes to a terminal or a log line
 escapes it with `printable`.
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-
-from .errors import ApiError
 
 REDACTED = "<redacted>"
 
@@ -29,15 +27,6 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     if "PRIVATE KEY-----" in text:
         text = _PRIVATE_KEY.sub(REDACTED, text)
     return text
-
-
-def redact_error(error: ApiError, secrets: Iterable[str | None]) -> None:
-    """Redact the parts of `error` a server wrote (its message and request id), in place."""
-    secrets = tuple(secrets)
-    error.message = redact(error.message, secrets)
-    error.args = (error.message,)
-    if error.request_id is not None:
-        error.request_id = redact(error.request_id, secrets)
 
 
 # C0 controls, DEL and C1 controls, plus the Unicode line and paragraph separators: each

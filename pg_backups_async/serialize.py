@@ -19,26 +19,9 @@ import orjson
 
 from . import errors
 from .errors import ApiError
-from .models import (
-    Backup,
-    BackupsPage,
-    Cluster,
-    ClusterBackups,
-    ClusterInventory,
-    ClustersPage,
-)
-from .wire import ENUMS
+from .models import ENUMS, MODELS, ClusterInventory
 
 _T = TypeVar("_T")
-
-MODELS: tuple[type[Any], ...] = (
-    Backup,
-    BackupsPage,
-    Cluster,
-    ClustersPage,
-    ClusterBackups,
-    ClusterInventory,
-)
 
 
 def _timestamp(value: datetime) -> str:
@@ -61,12 +44,8 @@ def _structure_error(data: Any, _: object) -> ApiError:
     cls = getattr(errors, str(data.get("type")), ApiError)
     if not (isinstance(cls, type) and issubclass(cls, ApiError)):
         cls = ApiError
-    # Every error class takes a lone message and sets its own attributes' defaults.
-    error = cls(str(data.get("message", "")))
-    error.http_status = data.get("http_status")
-    error.code = data.get("code")
-    error.request_id = data.get("request_id")
-    return error
+    fields = {key: data.get(key) for key in ("http_status", "code", "request_id")}
+    return cls(str(data.get("message", "")), **fields)
 
 
 def _structure_timestamp(value: Any, _: object) -> datetime:

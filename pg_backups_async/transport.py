@@ -21,7 +21,8 @@ from yarl import URL
 
 from . import __version__
 from .errors import ApiError, NetworkError, ResponseFormatError
-from .sanitize import REDACTED
+from .limits import DEFAULT_CONNECTION_LIMIT, DEFAULT_TIMEOUT, MAX_CONNECT_TIMEOUT
+from .sanitize import REDACTED, redact
 
 USER_AGENT = f"pg-backups-async/{__version__} aiohttp/{aiohttp.__version__}"
 
@@ -106,7 +107,7 @@ def too_large(request: HttpRequest, status: int, headers: Mapping[str, str], cap
     return ResponseFormatError(
         f"the answer is over the {cap:,}-byte cap on responses",
         http_status=status,
-        request_id=headers.get("x-request-id"),
+        request_id=redact(headers.get("x-request-id") or "", request_secrets(request)) or None,
         client_request_id=request.client_request_id,
     )
 
@@ -120,14 +121,21 @@ def _timed_out(request: HttpRequest, deadline_passed: bool) -> NetworkError:
     )
 
 
+def request_secrets(request: HttpRequest) -> tuple[str, ...]:
+    """The credentials a request carries in its headers, never to be shown."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return (credentials,) if scheme and credentials else ()
+
+
 def _network_error(request: HttpRequest, exc: aiohttp.ClientError) -> NetworkError:
     if isinstance(exc, aiohttp.ClientResponseError):
         # Its str() names the URL and status only; its repr would carry the headers.
+        # Its message is the server's reason phrase, which may echo the request.
         text = f"{type(exc).__name__}: {exc.message}"
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return NetworkError(
-        text,
+        redact(text, request_secrets(request)),
         client_request_id=request.client_request_id,
         retryable=not isinstance(exc, _PERMANENT_CLIENT_ERRORS),
     )
@@ -143,9 +151,11 @@ class AiohttpTransport:
         self,
         *,
         timeout: aiohttp.ClientTimeout | None = None,
-        connection_limit: int = 100,
+        connection_limit: int = DEFAULT_CONNECTION_LIMIT,
     ) -> None:
-        timeout = timeout or aiohttp.ClientTimeout(total=30.0, sock_connect=10.0)
+        timeout = timeout or aiohttp.ClientTimeout(
+            total=DEFAULT_TIMEOUT, sock_connect=MAX_CONNECT_TIMEOUT
+        )
         self._attempt_time = timeout.total
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connection_limit),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import operator
 import re
+import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -22,21 +23,8 @@ import orjson
 from cattrs.gen import make_dict_structure_fn, override
 
 from .errors import ResponseFormatError
-from .models import (
-    Backup,
-    BackupMethod,
-    BackupsPage,
-    BackupStatus,
-    BackupType,
-    Cluster,
-    ClusterEnvironment,
-    ClusterHealth,
-    ClustersPage,
-    ClusterStatus,
-)
-
-MAX_PAGE_TOKEN_LENGTH = 100
-MAX_PAGE_SIZE = 1000
+from .limits import MAX_PAGE_SIZE, MAX_PAGE_TOKEN_LENGTH
+from .models import ENUMS, Page
 
 _E = TypeVar("_E", bound=enum.Enum)
 _T = TypeVar("_T")
@@ -332,6 +320,31 @@ def _building_class(cls: type[Any]) -> type[Any] | None:
     return type(f"_Building{cls.__name__}", (cls,), namespace)
 
 
+def page_items(cls: type[Any]) -> tuple[str, type[Any]]:
+    """A page class's items: their JSON key (and attribute), and their class."""
+    attrs.resolve_types(cls)
+    key: str = cls.items_field
+    (item_cls, _) = typing.get_args(attrs.fields_dict(cls)[key].type)
+    return key, item_cls
+
+
+def _is_page(cls: object) -> bool:
+    return isinstance(cls, type) and issubclass(cls, Page) and attrs.has(cls)
+
+
+def _is_resource(cls: object) -> bool:
+    return isinstance(cls, type) and attrs.has(cls) and not issubclass(cls, Page)
+
+
+def is_wire_enum(cls: object) -> bool:
+    """Whether `cls` is an enum of the service's (one with `UNSPECIFIED` and `UNKNOWN`)."""
+    return (
+        isinstance(cls, type)
+        and issubclass(cls, enum.Enum)
+        and {"UNSPECIFIED", "UNKNOWN"} <= cls.__members__.keys()
+    )
+
+
 def _make_converter(*, inline: bool = True) -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False)
     conv.register_structure_hook(str, _structure_str)
@@ -340,40 +353,29 @@ def _make_converter(*, inline: bool = True) -> cattrs.Converter:
     conv.register_structure_hook_func(_is_optional_timestamp, _structure_optional_timestamp)
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook_func(is_labels, _structure_labels)
-    for enum_cls in ENUMS:
-        conv.register_structure_hook(enum_cls, _enum_hook(enum_cls))
-    for resource_cls in RESOURCES:
+    for enum_cls in ENUMS:  # each by class: str's own hook would take a StrEnum first
+        if is_wire_enum(enum_cls):
+            conv.register_structure_hook(enum_cls, _enum_hook(enum_cls))
+
+    def resource_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
         # No object check needed: `o.get` and `o["id"]` fail on anything else.
-        attrs.resolve_types(resource_cls)
-        conv.register_structure_hook(
-            resource_cls, _resource_hook(resource_cls, conv, inline=inline)
-        )
-    for page_cls, (items_key, item_cls) in _PAGES.items():
+        attrs.resolve_types(cls)
+        return _resource_hook(cls, conv, inline=inline)
+
+    def page_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+        items_key, item_cls = page_items(cls)
         overrides: dict[str, Any] = {
             items_key: override(
                 struct_hook=_structure_items(item_cls, conv.get_structure_hook(item_cls))
             ),
             "next_page_token": override(rename="nextPageToken", struct_hook=_structure_page_token),
         }
-        page_hook = make_dict_structure_fn(page_cls, conv, **overrides)
-        conv.register_structure_hook(page_cls, _require_object(page_hook))
+        return _require_object(make_dict_structure_fn(cls, conv, **overrides))
+
+    conv.register_structure_hook_factory(_is_resource, resource_hook)
+    conv.register_structure_hook_factory(_is_page, page_hook)
     return conv
 
-
-ENUMS: tuple[type[enum.Enum], ...] = (
-    BackupType,
-    BackupMethod,
-    BackupStatus,
-    ClusterEnvironment,
-    ClusterHealth,
-    ClusterStatus,
-)
-RESOURCES: tuple[type[Any], ...] = (Backup, Cluster)
-# page class -> (JSON key and attribute of its items, item class)
-_PAGES: dict[type[Any], tuple[str, type[Any]]] = {
-    BackupsPage: ("backups", Backup),
-    ClustersPage: ("clusters", Cluster),
-}
 
 _converter = _make_converter()
 _reference = _make_converter(inline=False)
@@ -399,7 +401,7 @@ def _explain_resource(obj: object, cls: type[Any], path: str) -> ResponseFormatE
 
 
 def _explain_page(obj: object, cls: type[Any]) -> ResponseFormatError | None:
-    items_key, item_cls = _PAGES[cls]
+    items_key, item_cls = page_items(cls)
     if type(obj) is not dict:
         return ResponseFormatError(f"$: expected a JSON object, got {_describe(obj)}", field="$")
     items = obj.get(items_key)
@@ -420,7 +422,7 @@ def _explain_page(obj: object, cls: type[Any]) -> ResponseFormatError | None:
 
 def _explain(obj: object, cls: type[Any]) -> ResponseFormatError:
     """Walk what the converter refused, to name the first bad field by its JSON path."""
-    error = _explain_page(obj, cls) if cls in _PAGES else _explain_resource(obj, cls, "")
+    error = _explain_page(obj, cls) if _is_page(cls) else _explain_resource(obj, cls, "")
     return error or ResponseFormatError(f"the response does not fit {cls.__name__}")
 
 
@@ -444,9 +446,16 @@ def structure(obj: object, cls: type[_T], *, fast: bool = True) -> _T:
         raise _explain(obj, cls) from None
 
 
-def _structure_page(obj: object, cls: type[_T], max_items: int) -> _T:
-    """A page, refused before its items are structured if it holds more than asked for."""
-    items_key = _PAGES[cls][0]
+def parse(body: bytes, cls: type[_T]) -> _T:
+    """A response body as a resource of class `cls`."""
+    return structure(loads(body), cls)
+
+
+def parse_page(body: bytes, cls: type[_T], max_items: int = MAX_PAGE_SIZE) -> _T:
+    """A list call's response body as a page of class `cls`, refused before its items
+    are structured if it holds more than `max_items`."""
+    obj = loads(body)
+    items_key = page_items(cls)[0]
     if type(obj) is dict:
         items = obj.get(items_key)
         if type(items) is list and len(items) > max_items:
@@ -457,24 +466,11 @@ def _structure_page(obj: object, cls: type[_T], max_items: int) -> _T:
     return structure(obj, cls)
 
 
-def parse_backups_page(body: bytes, max_items: int = MAX_PAGE_SIZE) -> BackupsPage:
-    """A `Cluster.listBackups` or `Backup.list` response body as a `BackupsPage`."""
-    return _structure_page(loads(body), BackupsPage, max_items)
-
-
-def parse_backup(body: bytes) -> Backup:
-    """A `Backup.get` response body as a `Backup`."""
-    return structure(loads(body), Backup)
-
-
-def parse_cluster(body: bytes) -> Cluster:
-    """A `Cluster.get` response body as a `Cluster`."""
-    return structure(loads(body), Cluster)
-
-
-def parse_clusters_page(body: bytes, max_items: int = MAX_PAGE_SIZE) -> ClustersPage:
-    """A `Cluster.list` response body as a `ClustersPage`."""
-    return _structure_page(loads(body), ClustersPage, max_items)
+def encode_timestamp(value: datetime) -> str:
+    """A datetime as an RFC 3339 UTC timestamp for a request (naive means UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_status(body: bytes) -> tuple[int | None, str | None, str | None]:

@@ -28,7 +28,7 @@ def test_version() -> None:
 
 
 def test_every_option_says_its_default() -> None:
-    parser = cli._parser()
+    parser = cli.build_parser()
     formatter = cli.HelpFormatter("pg-backups")
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(commands.choices) == {"list", "clusters", "inventory", "demo", "exporter"}

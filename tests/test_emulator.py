@@ -179,7 +179,8 @@ async def test_listing_size_repeats_the_backups() -> None:
 
 def test_complete_backups_have_every_field_and_nanoseconds() -> None:
     emulator = Emulator(anchor=ANCHOR, clusters=1, backups_per_cluster=10, complete=True)
-    raw = emulator._backups[emulator.cluster_ids[0]]
+    raw = emulator.store.encoded_backups(emulator.cluster_ids[0])
+    assert raw is not None
     done = [b for b in raw if b.get("status") == "DONE"]
     assert done
     assert all(len(b) == 13 for b in done)  # every one of the 13 fields present

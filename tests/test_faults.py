@@ -11,7 +11,7 @@ import pytest
 
 import pg_backups_async as pba
 from pg_backups_async.emulator import Emulator, Fault
-from pg_backups_async.limits import RateLimiter
+from pg_backups_async.ratelimit import RateLimiter
 from tests.conftest import TOKEN
 
 GUARD = 10.0  # seconds: a hung test fails instead of hanging; never a measurement

@@ -535,12 +535,12 @@ async def test_10_an_unexpected_error_is_one_line_and_exit_2(
     async def broken(*args: object) -> int:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(cli, "write_items", broken)
+    monkeypatch.setattr(cli.commands, "write_items", broken)
     args = ("list", CLUSTER, "--endpoint", hostile.url)
     result = await asyncio.to_thread(run_cli, *args)
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
-    assert line.startswith("pg-backups: unexpected error: ZeroDivisionError: a bug")
+    assert line.startswith("pg-backups: internal error: ZeroDivisionError: a bug")
     debug = await asyncio.to_thread(run_cli, *args, "--debug")
     assert debug.returncode == 2
     assert "Traceback" in debug.stderr

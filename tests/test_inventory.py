@@ -257,7 +257,7 @@ def test_clusters_command(served: tuple[str, list[str]]) -> None:
 def test_progress_is_drawn_only_on_a_terminal() -> None:
     import io
 
-    from pg_backups_async.cli import Progress
+    from pg_backups_async.cli.render import Progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -125,7 +125,7 @@ def test_any_page_the_service_could_send_structures(
 ) -> None:
     body, expected = page
     assert wire.structure(body, pba.BackupsPage, fast=fast) == expected
-    assert wire.parse_backups_page(orjson.dumps(body)) == expected
+    assert wire.parse_page(orjson.dumps(body), pba.BackupsPage) == expected
 
 
 @given(pair=wire_backups())
@@ -209,4 +209,4 @@ def test_any_json_at_all_structures_or_raises_response_format_error(body: Any) -
 @given(raw=st.binary(max_size=200))
 def test_any_bytes_at_all_parse_or_raise_response_format_error(raw: bytes) -> None:
     with contextlib.suppress(pba.ResponseFormatError):
-        assert isinstance(wire.parse_backups_page(raw), pba.BackupsPage)
+        assert isinstance(wire.parse_page(raw, pba.BackupsPage), pba.BackupsPage)

@@ -7,8 +7,17 @@ from datetime import UTC, datetime
 import pytest
 
 import pg_backups_async as pba
-from pg_backups_async import protocol
+from pg_backups_async import calls, protocol
 from tests.conftest import fixture_bytes
+
+
+def list_backups_request(
+    cluster_id: str, page_size: int | None = None, page_token: str | None = None
+) -> protocol.Request:
+    """`Cluster.listBackups`' request, from the table."""
+    arguments = {"cluster_id": cluster_id, "page_size": page_size, "page_token": page_token}
+    return calls.LIST_BACKUPS.request(arguments)
+
 
 HOSTILE_IDS = [
     "",
@@ -33,40 +42,38 @@ HOSTILE_IDS = [
 @pytest.mark.parametrize("cluster_id", HOSTILE_IDS)
 def test_hostile_cluster_ids_are_refused(cluster_id: str) -> None:
     with pytest.raises(ValueError, match="cluster_id"):
-        protocol.list_backups_request(cluster_id)
+        list_backups_request(cluster_id)
 
 
 def test_cluster_id_of_fifty_characters_is_accepted() -> None:
-    request = protocol.list_backups_request("a" * 50)
+    request = list_backups_request("a" * 50)
     assert request.path == f"/managed-postgresql/v1/clusters/{'a' * 50}/backups"
 
 
 def test_request_path_and_query() -> None:
-    request = protocol.list_backups_request("c9qk2b1dn8hbg7r0cvf4", 100, "Mg==")
+    request = list_backups_request("c9qk2b1dn8hbg7r0cvf4", 100, "Mg==")
     assert request.path == "/managed-postgresql/v1/clusters/c9qk2b1dn8hbg7r0cvf4/backups"
     assert request.query == (("pageSize", "100"), ("pageToken", "Mg=="))
-    assert protocol.list_backups_request("c9q").query == ()
+    assert list_backups_request("c9q").query == ()
 
 
 @pytest.mark.parametrize("page_size", [0, -1, 1001, 10**9])
 def test_page_size_out_of_range(page_size: int) -> None:
     with pytest.raises(ValueError, match="page_size"):
-        protocol.list_backups_request("c9q", page_size)
+        list_backups_request("c9q", page_size)
 
 
 @pytest.mark.parametrize("page_size", [True, 1.5, "10"])
 def test_page_size_of_wrong_type(page_size: object) -> None:
     with pytest.raises(TypeError, match="page_size"):
-        protocol.list_backups_request("c9q", page_size)  # type: ignore[arg-type]
+        list_backups_request("c9q", page_size)  # type: ignore[arg-type]
 
 
 def test_page_token_limits() -> None:
-    assert protocol.list_backups_request("c9q", None, "x" * 100).query == (
-        ("pageToken", "x" * 100),
-    )
-    assert protocol.list_backups_request("c9q", None, "").query == ()
+    assert list_backups_request("c9q", None, "x" * 100).query == (("pageToken", "x" * 100),)
+    assert list_backups_request("c9q", None, "").query == ()
     with pytest.raises(ValueError, match="page_token"):
-        protocol.list_backups_request("c9q", None, "x" * 101)
+        list_backups_request("c9q", None, "x" * 101)
 
 
 @pytest.mark.parametrize("max_items", [0, -5])
@@ -159,7 +166,7 @@ def test_error_from_a_status_body() -> None:
         404,
         fixture_bytes("error-404-not-found.json"),
         {"Content-Type": "application/json"},
-        client_request_id="ours",
+        protocol.Context(client_request_id="ours"),
     )
     assert isinstance(error, pba.NotFoundError)
     assert error.code == 5

@@ -6,13 +6,13 @@ import orjson
 import pytest
 
 import pg_backups_async as pba
-from pg_backups_async import protocol, wire
+from pg_backups_async import calls, protocol, wire
 from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, encoding
 from tests.conftest import fixture_bytes
 
 
 def test_clusters_sample() -> None:
-    page = wire.parse_clusters_page(fixture_bytes("clusters-list.json"))
+    page = wire.parse_page(fixture_bytes("clusters-list.json"), pba.ClustersPage)
     prod, scratch = page.clusters
     assert prod.name == "billing-prod"
     assert prod.labels == {"team": "billing"}
@@ -52,23 +52,25 @@ def test_cluster_enums_are_tolerant() -> None:
 )
 def test_malformed_clusters(body: bytes, field: str) -> None:
     with pytest.raises(pba.ResponseFormatError) as caught:
-        wire.parse_clusters_page(body)
+        wire.parse_page(body, pba.ClustersPage)
     assert caught.value.field == field
 
 
 def test_backup_get_sample() -> None:
-    backup = wire.parse_backup(fixture_bytes("backup-get.json"))
+    backup = wire.parse(fixture_bytes("backup-get.json"), pba.Backup)
     assert backup.id == "c9qk2b1dn8hbg7r0cvf4:base_000000010000000A000000C3"
     assert backup.retention_policy_name == "monthly-keep-12"
 
 
 def test_requests() -> None:
-    assert protocol.list_clusters_request("b1g", 10, "Mg==", 'name="x"') == protocol.Request(
+    arguments = {"folder_id": "b1g", "page_size": 10, "page_token": "Mg==", "filter": 'name="x"'}
+    assert calls.LIST_CLUSTERS.request(arguments) == protocol.Request(
+        calls.MANAGED_POSTGRESQL,
         "/managed-postgresql/v1/clusters",
         (("folderId", "b1g"), ("pageSize", "10"), ("pageToken", "Mg=="), ("filter", 'name="x"')),
     )
-    assert protocol.list_folder_backups_request("b1g").query == (("folderId", "b1g"),)
-    assert protocol.get_backup_request("c9q:base_00A_D").path == (
+    assert calls.LIST_FOLDER_BACKUPS.request({"folder_id": "b1g"}).query == (("folderId", "b1g"),)
+    assert calls.GET_BACKUP.request({"backup_id": "c9q:base_00A_D"}).path == (
         "/managed-postgresql/v1/backups/c9q:base_00A_D"
     )
 
@@ -76,16 +78,22 @@ def test_requests() -> None:
 @pytest.mark.parametrize("backup_id", ["", "a/b", "c9q:../x/..", "..", "c9q:base?x", "a" * 257])
 def test_hostile_backup_ids(backup_id: str) -> None:
     with pytest.raises(ValueError, match="backup_id"):
-        protocol.get_backup_request(backup_id)
+        calls.GET_BACKUP.request({"backup_id": backup_id})
 
 
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: protocol.list_clusters_request(""), "folder_id"),
-        (lambda: protocol.list_clusters_request("b1g/x"), "folder_id"),
-        (lambda: protocol.list_clusters_request("b1g", filter="x" * 1001), "filter"),
-        (lambda: protocol.list_folder_backups_request("b1g", 0), "page_size"),
+        (lambda: calls.LIST_CLUSTERS.request({"folder_id": ""}), "folder_id"),
+        (lambda: calls.LIST_CLUSTERS.request({"folder_id": "b1g/x"}), "folder_id"),
+        (
+            lambda: calls.LIST_CLUSTERS.request({"folder_id": "b1g", "filter": "x" * 1001}),
+            "filter",
+        ),
+        (
+            lambda: calls.LIST_FOLDER_BACKUPS.request({"folder_id": "b1g", "page_size": 0}),
+            "page_size",
+        ),
     ],
 )
 def test_bad_arguments(call: object, match: str) -> None:

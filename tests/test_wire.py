@@ -76,7 +76,10 @@ def test_last_page_creating_and_legacy_backups(fast: bool) -> None:
 
 
 def test_empty_listing() -> None:
-    assert wire.parse_backups_page(fixture_bytes("listBackups-empty.json")) == pba.BackupsPage()
+    assert (
+        wire.parse_page(fixture_bytes("listBackups-empty.json"), pba.BackupsPage)
+        == pba.BackupsPage()
+    )
 
 
 @pytest.mark.parametrize(
@@ -192,7 +195,7 @@ def test_null_is_the_zero_value(fast: bool) -> None:
 
 
 def test_empty_next_page_token_means_last_page() -> None:
-    assert wire.parse_backups_page(b'{"nextPageToken": ""}').next_page_token is None
+    assert wire.parse_page(b'{"nextPageToken": ""}', pba.BackupsPage).next_page_token is None
 
 
 @pytest.mark.parametrize(
@@ -238,17 +241,17 @@ def test_malformed_bodies_name_the_field(body: bytes, field: str, fast: bool) ->
 
 def test_encoding_round_trips_and_omits_zero_values() -> None:
     for name in (FIRST, LAST):
-        page = wire.parse_backups_page(fixture_bytes(name))
+        page = wire.parse_page(fixture_bytes(name), pba.BackupsPage)
         for backup in page.backups:
             encoded = encoding.to_wire(backup)
             assert wire.structure(encoded, pba.Backup) == backup
-    second = wire.parse_backups_page(fixture_bytes(FIRST)).backups[1]
+    second = wire.parse_page(fixture_bytes(FIRST), pba.BackupsPage).backups[1]
     encoded = encoding.to_wire(second)
     assert "journalSize" not in encoded
     assert "retainUntil" not in encoded
     assert encoded["size"] == "104857600"
     assert encoded["createdAt"] == "2025-11-28T03:05:45.123Z"
-    legacy = wire.parse_backups_page(fixture_bytes(LAST)).backups[1]
+    legacy = wire.parse_page(fixture_bytes(LAST), pba.BackupsPage).backups[1]
     assert "type" not in encoding.to_wire(legacy)
 
 
@@ -286,7 +289,7 @@ def test_a_fast_built_backup_is_indistinguishable_from_a_constructed_one() -> No
     import attrs
 
     body = fixture_bytes(FIRST)
-    fast = wire.parse_backups_page(body).backups[0]
+    fast = wire.parse_page(body, pba.BackupsPage).backups[0]
     [reference] = [b for b in parse(body, fast=False).backups[:1]]  # type: ignore[attr-defined]
     made = pba.Backup(*(getattr(reference, f.name) for f in attrs.fields(pba.Backup)))
     for built in (fast, reference):

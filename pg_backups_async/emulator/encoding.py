@@ -14,8 +14,8 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from ..models import Backup, Cluster
-from ..wire import ENUMS, RESOURCES, camel, is_labels
+from ..models import ENUMS, Page
+from ..wire import camel, is_labels, is_wire_enum
 
 
 def format_timestamp(value: datetime) -> str:
@@ -42,21 +42,23 @@ def _unstructure_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(int, str)
     conv.register_unstructure_hook(datetime, format_timestamp)
     for enum_cls in ENUMS:
-        conv.register_unstructure_hook(enum_cls, lambda member: member.value)
+        if is_wire_enum(enum_cls):
+            conv.register_unstructure_hook(enum_cls, lambda member: member.value)
     conv.register_unstructure_hook(bool, lambda value: value)
     conv.register_unstructure_hook_func(is_labels, dict)
-    for cls in RESOURCES:
-        conv.register_unstructure_hook(
-            cls,
-            make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True, **_renames(cls)),
-        )
+    conv.register_unstructure_hook_factory(
+        lambda cls: attrs.has(cls) and not issubclass(cls, Page),
+        lambda cls: make_dict_unstructure_fn(
+            cls, conv, _cattrs_omit_if_default=True, **_renames(cls)
+        ),
+    )
     return conv
 
 
 _encoder = _unstructure_converter()
 
 
-def to_wire(resource: Backup | Cluster) -> dict[str, Any]:
+def to_wire(resource: Any) -> dict[str, Any]:
     """A resource as the service encodes it, zero values omitted."""
     result: dict[str, Any] = _encoder.unstructure(resource, type(resource))
     return result

@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 import string
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
 
 from ..models import (
     Backup,
@@ -16,6 +19,7 @@ from ..models import (
     ClusterHealth,
     ClusterStatus,
 )
+from .encoding import to_wire
 
 DEFAULT_FOLDER_ID = "b1gemulatorfolder000"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -109,3 +113,30 @@ def synthetic_clusters(
             newest -= _STALE_GAP
         result.append((cluster, synthetic_backups(cluster, n, rng=rng, newest_start=newest)))
     return result
+
+
+def complete_backups(backups: list[Backup]) -> list[dict[str, Any]]:
+    """The backups encoded with every field present (retention on all completed ones),
+    every other one with nanosecond timestamps."""
+    encoded = []
+    for index, backup in enumerate(backups):
+        if backup.created_at is not None:
+            backup = attrs.evolve(
+                backup,
+                retention_policy_id=backup.retention_policy_id or "c9qpolicy0000000000a",
+                retention_policy_name=backup.retention_policy_name or "daily-keep-30",
+                retain_until=backup.retain_until or backup.created_at + timedelta(days=30),
+            )
+        wire_backup = to_wire(backup)
+        if index % 2:
+            for key in ("createdAt", "startedAt", "retainUntil"):
+                if key in wire_backup:
+                    wire_backup[key] = _nanoseconds(wire_backup[key])
+        encoded.append(wire_backup)
+    return encoded
+
+
+def _nanoseconds(text: str) -> str:
+    """An RFC 3339 timestamp ending in `Z`, with nine fraction digits."""
+    seconds, _, fraction = text[:-1].partition(".")
+    return f"{seconds}.{fraction.ljust(6, '0')}123Z"

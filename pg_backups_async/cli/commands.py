@@ -1,0 +1,321 @@
+"""The commands: each takes the parsed arguments and an output, and gives an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import sys
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO, TypeVar
+
+from ..auth import ENVIRONMENT_VARIABLES, Credentials, IamToken, resolve_credentials
+from ..client import API_ENDPOINT, BackupsClient
+from ..errors import ApiError
+from ..models import Backup, InventoryState
+from ..paging import ResumePoint
+from ..protocol import validate_filter, validate_id, validate_page_token
+from ..sanitize import printable
+from .exits import EXIT_OK, EXIT_STALE, UsageError, inventory_exit_code
+from .render import (
+    BACKUPS,
+    CLUSTERS,
+    INVENTORY,
+    Progress,
+    each,
+    inventory_summary,
+    plural,
+    write_items,
+)
+
+_T = TypeVar("_T")
+
+_NO_CREDENTIALS = (
+    "no credentials: pass --iam-token or --service-account-key FILE, or set one of "
+    + ", ".join(ENVIRONMENT_VARIABLES)
+)
+
+
+def _credentials(args: argparse.Namespace) -> Credentials:
+    explicit = args.iam_token or args.service_account_key
+    if not explicit and not any(os.environ.get(name) for name in ENVIRONMENT_VARIABLES):
+        raise UsageError(_NO_CREDENTIALS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        credentials = resolve_credentials(
+            iam_token=args.iam_token,
+            service_account_key_file=args.service_account_key,
+            iam_endpoint=args.iam_endpoint,
+        )
+    for warning in caught:  # Python hides DeprecationWarning; a shell user should see it
+        print(f"pg-backups: notice: {warning.message}", file=sys.stderr)
+    return credentials
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    endpoint: str = args.endpoint
+    if endpoint is None:
+        endpoint = os.environ.get("YC_ENDPOINT") or API_ENDPOINT
+    if not endpoint.strip():
+        raise UsageError(
+            f"--endpoint is empty: give a URL such as {API_ENDPOINT}, or leave it out"
+        )
+    if "://" not in endpoint:
+        raise UsageError(
+            f"the endpoint {endpoint!r} has no scheme: write https://{endpoint} "
+            f"(or http://{endpoint} for the emulator on this machine)"
+        )
+    return endpoint
+
+
+def _folder_from_env() -> str:
+    """$YC_FOLDER_ID, checked as --folder-id is ("" when unset)."""
+    value = os.environ.get("YC_FOLDER_ID", "")
+    return value and _argument(validate_id, value, name="YC_FOLDER_ID")
+
+
+def _argument(check: Callable[..., _T], value: Any, **keywords: Any) -> _T:
+    """`check(value)`, a library check of something the user typed: what it refuses is
+    a usage error, not a failure of the library."""
+    try:
+        return check(value, **keywords)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _client(args: argparse.Namespace) -> BackupsClient:
+    """The client the options describe; a credential, key file or endpoint the library
+    refuses is the user's to fix: a usage error."""
+    endpoint = _endpoint(args)
+    try:
+        return BackupsClient(_credentials(args), endpoint=endpoint)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def _matching(
+    backups: AsyncIterator[Backup], args: argparse.Namespace
+) -> AsyncIterator[Backup]:
+    """The backups that pass --status, --since and --until, at most --max-items of them."""
+    count = 0
+    async for backup in backups:
+        if args.status is not None and backup.status not in args.status:
+            continue
+        if args.since is not None or args.until is not None:
+            done = backup.created_at
+            if done is None:
+                continue
+            if (args.since is not None and done < args.since) or (
+                args.until is not None and done >= args.until
+            ):
+                continue
+        yield backup
+        count += 1
+        if args.max_items is not None and count >= args.max_items:
+            return
+
+
+async def _list(args: argparse.Namespace, out: TextIO) -> int:
+    filtered = args.status is not None or args.since is not None or args.until is not None
+    _argument(validate_id, args.cluster_id, name="cluster_id")
+    token, resume = args.page_token, None
+    if token is not None and ResumePoint.looks_like(token):
+        token, resume = None, _argument(ResumePoint.parse, token)
+    else:
+        _argument(validate_page_token, token)
+    async with (
+        _client(args) as client,
+        client.list_backups(
+            args.cluster_id,
+            page_size=args.page_size,
+            page_token=token,
+            resume=resume,
+            max_items=None if filtered else args.max_items,
+        ) as stream,
+    ):
+        items = _matching(stream, args) if filtered else stream
+        try:
+            await write_items(items, out, args.format, BACKUPS)
+        except ApiError:
+            point = stream.resume_point
+            if point is not None and point != (resume or ResumePoint(token)):
+                args.resume_hint = f"the same command with --page-token '{point}'"
+            raise
+        finally:
+            if filtered:
+                await items.aclose()  # type: ignore[attr-defined]
+    return EXIT_OK
+
+
+async def _clusters(args: argparse.Namespace, out: TextIO) -> int:
+    folder_id = args.folder_id or _folder_from_env()
+    if not folder_id:
+        raise UsageError("no folder: pass --folder-id or set YC_FOLDER_ID")
+    _argument(validate_id, folder_id, name="folder_id")
+    _argument(validate_filter, args.filter)
+    async with (
+        _client(args) as client,
+        client.list_clusters(folder_id, filter=args.filter, page_size=args.page_size) as stream,
+    ):
+        await write_items(stream, out, args.format, CLUSTERS)
+    return EXIT_OK
+
+
+async def _run_inventory(
+    client: BackupsClient,
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    folder_ids: list[str],
+    cluster_ids: list[str] | None = None,
+    only: frozenset[InventoryState] | None = None,
+) -> int:
+    progress = Progress(sys.stderr, "inventory")
+    try:
+        lines = await client.inventory(
+            folder_ids=folder_ids,
+            cluster_ids=cluster_ids or [],
+            concurrency=args.concurrency,
+            page_size=args.page_size,
+            stale_after=args.stale_after,
+            now=datetime.now(UTC),
+            on_progress=progress,
+        )
+    finally:
+        progress.clear()
+    shown = [line for line in lines if only is None or line.state in only]
+    await write_items(each(shown), out, args.format, INVENTORY)
+    if not lines:
+        where = ", ".join(folder_ids)
+        print(f"pg-backups: no cluster found in folder {printable(where)}", file=sys.stderr)
+        return EXIT_STALE
+    print(inventory_summary(lines), file=sys.stderr)
+    return inventory_exit_code(lines)
+
+
+async def _inventory(args: argparse.Namespace, out: TextIO) -> int:
+    folder_ids, cluster_ids = _targets(args)
+    async with _client(args) as client:
+        return await _run_inventory(
+            client, args, out, folder_ids=folder_ids, cluster_ids=cluster_ids, only=args.only
+        )
+
+
+def _targets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    folder_ids: list[str] = args.folder_id
+    if not folder_ids and not args.cluster_id and _folder_from_env():
+        folder_ids = [_folder_from_env()]
+    if not folder_ids and not args.cluster_id:
+        raise UsageError("nothing to check: pass --folder-id, --cluster-id or set YC_FOLDER_ID")
+    for folder_id in folder_ids:
+        _argument(validate_id, folder_id, name="folder_id")
+    for cluster_id in args.cluster_id:
+        _argument(validate_id, cluster_id, name="cluster_id")
+    return folder_ids, args.cluster_id
+
+
+async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
+    from ..exporter import MISSING, Exporter, parse_listen
+
+    if MISSING:
+        raise UsageError(MISSING)
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    folder_ids, cluster_ids = _targets(args)
+
+    def collected(exporter: Exporter) -> None:
+        snapshot = exporter.snapshot
+        if exporter.last_error is None and snapshot is not None:
+            print(
+                f"pg-backups: collected {plural(len(snapshot.lines), 'cluster')} "
+                f"in {snapshot.duration:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        async with _client(args) as client:
+            exporter = Exporter(
+                client,
+                folder_ids=folder_ids,
+                cluster_ids=cluster_ids,
+                interval=args.interval.total_seconds(),
+                stale_after=args.stale_after,
+                concurrency=args.concurrency,
+                on_collected=collected,
+            )
+            try:
+                url = await exporter.start(host, port)
+            except OSError as exc:
+                raise UsageError(
+                    f"cannot listen on {args.listen}: {exc.strerror or exc}"
+                ) from None
+            print(
+                f"pg-backups: serving {url}/metrics and {url}/healthz, collecting every "
+                f"{args.interval.total_seconds():g} s; stop with SIGTERM or Ctrl-C",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                await stop.wait()
+            finally:
+                await exporter.stop()
+    finally:
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signal_number)
+    return EXIT_OK
+
+
+async def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from ..emulator import DEFAULT_FOLDER_ID, Emulator
+
+    # json is one document: {"backups": [...], "inventory": [...]}.
+    parts = (io.StringIO(), io.StringIO()) if args.format == "json" else (out, out)
+    async with Emulator(clusters=args.clusters) as emulator:
+        async with BackupsClient(IamToken("emulator-demo-token"), endpoint=emulator.url) as client:
+            cluster_id = emulator.cluster_ids[0]
+            print(
+                f"The built-in emulator serves folder {DEFAULT_FOLDER_ID} at {emulator.url}.\n"
+                f"The 5 newest backups of cluster {cluster_id}:",
+                file=sys.stderr,
+            )
+            async with client.list_backups(
+                cluster_id, page_size=args.page_size, max_items=5
+            ) as stream:
+                await write_items(stream, parts[0], args.format, BACKUPS)
+            print(
+                f"\nAn inventory of the folder's {plural(args.clusters, 'cluster')}:",
+                file=sys.stderr,
+            )
+            started = time.perf_counter()
+            code = await _run_inventory(client, args, parts[1], folder_ids=[DEFAULT_FOLDER_ID])
+        if args.format == "json":
+            backups, inventory = (part.getvalue().strip() for part in parts)  # type: ignore[attr-defined]
+            out.write(f'{{"backups": {backups},\n "inventory": {inventory}}}\n')
+        print(
+            f"{plural(len(emulator.requests), 'request')} in "
+            f"{time.perf_counter() - started:.2f} s; `pg-backups inventory` would exit {code} "
+            "(0 all fresh, 1 stale or missing backups, 2 errors)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], Any]] = {
+    "list": _list,
+    "clusters": _clusters,
+    "inventory": _inventory,
+    "demo": _demo,
+    "exporter": _exporter,
+}

@@ -1,0 +1,75 @@
+"""The entry point, `pg-backups`, and its error policy: one line and an exit status for
+every expected failure, `internal error` for anything else."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ..errors import ApiError
+from ..sanitize import printable, redact
+from .commands import COMMANDS
+from .exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .parser import build_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logger = logging.getLogger("pg_backups_async")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("pg-backups: %(message)s"))
+    if args.verbose:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        return _run(args)
+    finally:
+        if args.verbose:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with control characters escaped: a server's text cannot forge one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def _error(text: str) -> None:
+    print(f"pg-backups: {printable(text)}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        code: int = asyncio.run(COMMANDS[args.command](args, sys.stdout))
+    except UsageError as exc:
+        _error(f"error: {exc}")
+        return EXIT_ERROR
+    except ApiError as exc:
+        _error(f"{type(exc).__name__}: {exc}")
+        hint = getattr(args, "resume_hint", None)
+        if hint is not None:
+            _error(f"to carry on from there, run {hint}")
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, unless --debug
+        if args.debug:
+            traceback.print_exc()
+        _error(
+            f"internal error: {type(exc).__name__}: {redact(str(exc))} "
+            "(a bug: please report it; --debug shows the traceback)"
+        )
+        return EXIT_ERROR
+    return code
