@@ -50,17 +50,20 @@ from .models import (
     ClustersPage,
     ClusterStatus,
     InventoryState,
+    Page,
 )
-from .observe import Attempt
+from .observe import Attempt, AttemptHook
 from .paging import PageIterator, PageStream, ResumePoint
 from .ratelimit import RateLimiter
 from .retry import RetryBudget, RetryPolicy
 from .serialize import from_dict, to_dict, to_json
-from .transport import HttpRequest, HttpResponse, MockTransport, Transport
+from .transport import AiohttpTransport, HttpRequest, HttpResponse, MockTransport, Transport
 
 __all__ = [
+    "AiohttpTransport",
     "ApiError",
     "Attempt",
+    "AttemptHook",
     "AuthError",
     "Backup",
     "BackupMethod",
@@ -88,6 +91,7 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "OAuthToken",
+    "Page",
     "PageIterator",
     "PageStream",
     "PermissionDeniedError",

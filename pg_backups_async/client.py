@@ -59,7 +59,9 @@ class BackupsClient(AsyncClosing):
     over `max_response_bytes` (counted after decompression) is refused. `transport`
     replaces the aiohttp session (for tests: `MockTransport`); the client closes it.
     `on_attempt` is a function (or several) called with an `Attempt` after every HTTP
-    attempt, for the caller's logs, metrics and traces.
+    attempt, for the caller's logs, metrics and traces. `rate_limiter` (instead of
+    `requests_per_second`) and `retry_budget` (instead of the one `retry.budget` makes)
+    may be shared by several clients, so that together they keep one rate and one budget.
     """
 
     def __init__(
@@ -74,6 +76,8 @@ class BackupsClient(AsyncClosing):
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: Transport | None = None,
         on_attempt: AttemptHook | Sequence[AttemptHook] | None = None,
+        rate_limiter: RateLimiter | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         if credentials is None:
             credentials = credentials_from_env()
@@ -101,10 +105,8 @@ class BackupsClient(AsyncClosing):
                 credentials=credentials,
                 base_urls={calls.MANAGED_POSTGRESQL: self._base_url},
                 retry=retry,
-                retry_budget=RetryBudget(retry.budget) if retry.budget is not None else None,
-                rate_limiter=(
-                    RateLimiter(requests_per_second) if requests_per_second is not None else None
-                ),
+                retry_budget=_retry_budget(retry_budget, retry),
+                rate_limiter=_rate_limiter(rate_limiter, requests_per_second),
                 max_response_bytes=check_int(max_response_bytes, "max_response_bytes", minimum=1),
                 hooks=check_hooks(on_attempt),
             ),
@@ -401,6 +403,26 @@ class BackupsClient(AsyncClosing):
         raise RuntimeError(
             "this BackupsClient is not open: use it as 'async with BackupsClient(...) as client:'"
         )
+
+
+def _rate_limiter(
+    limiter: RateLimiter | None, requests_per_second: float | None
+) -> RateLimiter | None:
+    if limiter is None:
+        return None if requests_per_second is None else RateLimiter(requests_per_second)
+    if not isinstance(limiter, RateLimiter):
+        raise TypeError(f"rate_limiter must be a RateLimiter, not {type(limiter).__name__}")
+    if requests_per_second is not None:
+        raise ValueError("pass rate_limiter or requests_per_second, not both")
+    return limiter
+
+
+def _retry_budget(budget: RetryBudget | None, retry: RetryPolicy) -> RetryBudget | None:
+    if budget is None:
+        return None if retry.budget is None else RetryBudget(retry.budget)
+    if not isinstance(budget, RetryBudget):
+        raise TypeError(f"retry_budget must be a RetryBudget, not {type(budget).__name__}")
+    return budget
 
 
 def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -50,8 +50,15 @@ class Attempt:
     error: ApiError | None = None
 
 
-AttemptHook = Callable[[Attempt], object]
-"""A function called with every `Attempt`."""
+class AttemptHook(Protocol):
+    """What `on_attempt=` takes: a function called with every `Attempt`.
+
+    It runs in the event loop, once an attempt has ended: keep it quick. What it
+    returns is ignored; an exception it raises is logged and never fails the call.
+    """
+
+    def __call__(self, attempt: Attempt, /) -> object:
+        """Take note of one attempt."""
 
 
 def check_hooks(hooks: AttemptHook | Sequence[AttemptHook] | None) -> tuple[AttemptHook, ...]:

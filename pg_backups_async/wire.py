@@ -10,6 +10,7 @@ walk over the same hooks run, to name the bad field by its JSON path.
 from __future__ import annotations
 
 import enum
+import linecache
 import operator
 import re
 import typing
@@ -193,11 +194,12 @@ def _resource_hook(
     `inline`, the common case of each field is inlined as a test and a C call (a string
     already a string, a known enum name, ASCII digits, a UTC timestamp), everything
     else (absent, null, numbers, offsets, garbage) goes to the field's full hook, and
-    the instance is built without its `__init__` (see `_building_class`). An exception
+    the instance is built without its `__init__` (see `_slot_setters`). An exception
     from the inlined code reaches `_explain` as the full hook's would: results and
     errors are the same. `inline=False` calls the full hook for every field and the
     class itself: the reference the tests hold the fast path to.
     """
+    check_supported(cls)
     namespace: dict[str, Any] = {"__cl": cls}
     fetch: list[str] = []  # each field's value, or None when absent
     lines: list[str] = []  # each value checked and converted
@@ -271,32 +273,51 @@ def _resource_hook(
     else:
         head = [f"  {line}" for line in fetch]
     lines = ["def structure(o, _):", *head, *lines]
-    building = _building_class(cls) if inline else None
-    if building is None:
+    setters = _slot_setters(cls) if inline else None
+    if setters is None:
         lines.append(f"  return __cl({', '.join(arguments)})")
     else:
-        namespace.update(__new=object.__new__, __building=building)
-        lines.append("  b = __new(__building)")
-        for field, var in zip(attrs.fields(cls), arguments, strict=True):
-            lines.append(f"  b.{field.name} = {var}")
-        lines += ["  b.__class__ = __cl", "  return b"]
-    exec(compile("\n".join(lines), f"<wire structure {cls.__name__}>", "exec"), namespace)  # noqa: S102
+        namespace["__new"] = object.__new__
+        lines.append("  b = __new(__cl)")
+        for index, (setter, var) in enumerate(zip(setters, arguments, strict=True)):
+            namespace[f"s{index}"] = setter
+            lines.append(f"  s{index}(b, {var})")
+        lines.append("  return b")
+    filename = f"<wire structure {cls.__module__}.{cls.__qualname__}{'' if inline else ' ref'}>"
+    source = "\n".join(lines) + "\n"
+    # Registered, so that tracebacks and coverage can show the generated lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102
     hook: Callable[[Any, Any], Any] = namespace["structure"]
     return hook
 
 
-def _building_class(cls: type[Any]) -> type[Any] | None:
-    """A mutable twin of a plain slotted attrs class, to build its instances fast.
+def check_supported(cls: type[Any]) -> None:
+    """`TypeError` naming the first attrs feature the generated hooks cannot honour: they
+    pass every field by position, and build defaults without the instance."""
+    for field in attrs.fields(cls):
+        where = f"{cls.__qualname__}.{field.name}"
+        if not field.init:
+            raise TypeError(f"wire cannot structure {where}: a field with init=False")
+        if field.kw_only:
+            raise TypeError(f"wire cannot structure {where}: a kw_only field")
+        if field.alias not in (None, field.name):
+            raise TypeError(f"wire cannot structure {where}: a field with an alias")
+        default = field.default
+        if isinstance(default, attrs.Factory) and default.takes_self:  # type: ignore[arg-type]
+            raise TypeError(f"wire cannot structure {where}: a Factory(takes_self=True) default")
+
+
+def _slot_setters(cls: type[Any]) -> tuple[Callable[[Any, Any], None], ...] | None:
+    """The slots' own setters of a plain slotted attrs class, to build its instances fast.
 
     A frozen class's `__init__` stores each field through `object.__setattr__`, a call
-    per field: 1.3 us for a `Backup`, half of what the rest of its structuring costs.
-    Instead, the hook allocates this subclass (no slots of its own, the plain
-    `__setattr__`), stores the fields as attributes, and sets `__class__` to `cls`: the
-    same layout, so the result is an ordinary instance of `cls` (type, equality, hash,
-    repr, pickle, copy, evolve and frozenness alike), built in 0.3 us. None for any class
-    whose `__init__` does more than store its arguments (validators, converters, init
-    hooks, a cached hash, an own `__new__`, slots inherited from a base): those keep
-    their constructor.
+    per field: 1.3 us for a `Backup`. Instead, the hook allocates the instance and
+    stores each field through its slot's descriptor: an ordinary instance of `cls`
+    (type, equality, hash, repr, pickle, copy, evolve and frozenness alike), made by no
+    other class. None for any class whose `__init__` does more than store its arguments
+    (validators, converters, init hooks, a cached hash, an own `__new__`, slots
+    inherited from a base): those keep their constructor.
     """
     fields = attrs.fields(cls)
     slots = vars(cls).get("__slots__", None)
@@ -311,13 +332,7 @@ def _building_class(cls: type[Any]) -> type[Any] | None:
     )
     if not plain:
         return None
-    namespace = {
-        "__slots__": (),
-        "__setattr__": object.__setattr__,  # both, or Python keeps calling attrs' hooks
-        "__delattr__": object.__delattr__,
-        "__module__": cls.__module__,
-    }
-    return type(f"_Building{cls.__name__}", (cls,), namespace)
+    return tuple(vars(cls)[f.name].__set__ for f in fields)
 
 
 def page_items(cls: type[Any]) -> tuple[str, type[Any]]:
@@ -420,10 +435,14 @@ def _explain_page(obj: object, cls: type[Any]) -> ResponseFormatError | None:
     return None
 
 
-def _explain(obj: object, cls: type[Any]) -> ResponseFormatError:
-    """Walk what the converter refused, to name the first bad field by its JSON path."""
-    error = _explain_page(obj, cls) if _is_page(cls) else _explain_resource(obj, cls, "")
-    return error or ResponseFormatError(f"the response does not fit {cls.__name__}")
+DOES_NOT_FIT = (TypeError, ValueError, KeyError, AttributeError, OverflowError)
+"""What structuring data that does not fit raises; anything else is a bug."""
+
+
+def _explain(obj: object, cls: type[Any]) -> ResponseFormatError | None:
+    """Walk what the converter refused, to name the first bad field by its JSON path;
+    None when every field fits."""
+    return _explain_page(obj, cls) if _is_page(cls) else _explain_resource(obj, cls, "")
 
 
 def loads(body: bytes) -> Any:
@@ -442,8 +461,11 @@ def structure(obj: object, cls: type[_T], *, fast: bool = True) -> _T:
     """
     try:
         return (_converter if fast else _reference).structure(obj, cls)
-    except Exception:  # noqa: BLE001 - the explanation says what was wrong
-        raise _explain(obj, cls) from None
+    except DOES_NOT_FIT:
+        failure = _explain(obj, cls)
+        if failure is None:  # the data fits: the exception is a bug, not the answer's fault
+            raise
+    raise failure  # outside the except block: nothing in its context
 
 
 def parse(body: bytes, cls: type[_T]) -> _T:

@@ -17,7 +17,9 @@ def test_every_public_name_is_in_the_api_reference() -> None:
     reference = (DOCS / "api.md").read_text()
     documented = set(
         re.findall(
-            r"^\.\. auto(?:class|function|exception):: pg_backups_async\.(\w+)$", reference, re.M
+            r"^\.\. auto(?:class|function|exception|data):: pg_backups_async\.(\w+)$",
+            reference,
+            re.M,
         )
     )
     assert documented == set(pba.__all__)

@@ -351,9 +351,9 @@ def test_only_plain_classes_are_built_without_their_init() -> None:
         n: int
 
     for cls in (Checked, Converted, Hooked, Cached, Derived, Made):
-        assert wire._building_class(cls) is None, cls
+        assert wire._slot_setters(cls) is None, cls
     for cls in (pba.Backup, pba.Cluster, Plain):
-        assert wire._building_class(cls) is not None, cls
+        assert wire._slot_setters(cls) is not None, cls
 
     # The hook of a class that keeps its constructor runs what the constructor runs.
     conv = wire._make_converter()
