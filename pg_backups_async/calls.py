@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import Backup, BackupsPage, Cluster, ClustersPage
+from .models import (
+    Backup,
+    BackupsPage,
+    Cloud,
+    CloudsPage,
+    Cluster,
+    ClustersPage,
+    Folder,
+    FoldersPage,
+)
 from .protocol import (
     FILTER,
     PAGE_SIZE,
@@ -14,12 +23,15 @@ from .protocol import (
     Param,
     Service,
     id_check,
+    optional_id_check,
     validate_backup_id,
 )
 
 MANAGED_POSTGRESQL = Service("Managed PostgreSQL", "https://mdb.api.cloud.yandex.net")
+RESOURCE_MANAGER = Service("Resource Manager", "https://resource-manager.api.cloud.yandex.net")
 
 _MDB = "/managed-postgresql/v1"
+_RM = "/resource-manager/v1"
 
 LIST_BACKUPS = Call(
     "Cluster.listBackups",
@@ -57,11 +69,49 @@ GET_BACKUP = Call(
     Backup,
 )
 
+LIST_CLOUDS = Call(
+    "Cloud.list",
+    RESOURCE_MANAGER,
+    _RM + "/clouds",
+    (
+        PAGE_SIZE,
+        PAGE_TOKEN,
+        FILTER,
+        Param("organization_id", optional_id_check("organization_id"), "organizationId"),
+    ),
+    CloudsPage,
+)
+GET_CLOUD = Call(
+    "Cloud.get",
+    RESOURCE_MANAGER,
+    _RM + "/clouds/{cloud_id}",
+    (Param("cloud_id", id_check("cloud_id")),),
+    Cloud,
+)
+LIST_FOLDERS = Call(
+    "Folder.list",
+    RESOURCE_MANAGER,
+    _RM + "/folders",
+    (Param("cloud_id", id_check("cloud_id"), "cloudId"), PAGE_SIZE, PAGE_TOKEN, FILTER),
+    FoldersPage,
+)
+GET_FOLDER = Call(
+    "Folder.get",
+    RESOURCE_MANAGER,
+    _RM + "/folders/{folder_id}",
+    (Param("folder_id", id_check("folder_id")),),
+    Folder,
+)
+
 CALLS: tuple[Call[Any], ...] = (
     LIST_BACKUPS,
     LIST_CLUSTERS,
     GET_CLUSTER,
     LIST_FOLDER_BACKUPS,
     GET_BACKUP,
+    LIST_CLOUDS,
+    GET_CLOUD,
+    LIST_FOLDERS,
+    GET_FOLDER,
 )
 """Every call the client makes, by the service's own names."""

@@ -18,6 +18,7 @@ import aiohttp
 from . import bulk, calls, protocol
 from .aio import AsyncClosing
 from .auth import Credentials, credentials_from_env
+from .bulk import Discovery
 from .checks import check_int, check_positive
 from .fanout import FanOut
 from .inventory import DEFAULT_STALE_AFTER
@@ -28,7 +29,18 @@ from .limits import (
     DEFAULT_TIMEOUT,
     MAX_CONNECT_TIMEOUT,
 )
-from .models import Backup, BackupsPage, Cluster, ClusterBackups, ClusterInventory, ClustersPage
+from .models import (
+    Backup,
+    BackupsPage,
+    Cloud,
+    CloudsPage,
+    Cluster,
+    ClusterBackups,
+    ClustersPage,
+    Folder,
+    FoldersPage,
+    Inventory,
+)
 from .observe import AttemptHook, check_hooks
 from .paging import PageStream, ResumePoint
 from .pipeline import Pipeline, Settings
@@ -37,6 +49,7 @@ from .retry import RetryBudget, RetryPolicy
 from .transport import AiohttpTransport, Transport
 
 API_ENDPOINT = calls.MANAGED_POSTGRESQL.default_endpoint
+RESOURCE_MANAGER_ENDPOINT = calls.RESOURCE_MANAGER.default_endpoint
 
 _S = TypeVar("_S", bound=AsyncClosing)
 
@@ -51,8 +64,10 @@ class BackupsClient(AsyncClosing):
     """A session with the Managed PostgreSQL API; use it as `async with BackupsClient(...)`.
 
     `credentials` gives the IAM token for each call (default: `credentials_from_env()`);
-    `endpoint` is the API's base URL (`http://` only for loopback hosts, such as the
-    emulator); `retry` says how failed requests are repeated; `timeout` bounds each
+    `endpoint` is the Managed PostgreSQL API's base URL (`http://` only for loopback
+    hosts, such as the emulator), and `resource_manager_endpoint` Resource Manager's (by
+    default its public host; `endpoint` when only that is given, so that one emulator or
+    test server serves both); `retry` says how failed requests are repeated; `timeout` bounds each
     attempt as a whole, in seconds (connecting within at most 10 of them), or is an
     `aiohttp.ClientTimeout`; `connection_limit` caps the pool of connections, and so a
     fan-out; `requests_per_second` spaces every request, retries included; an answer
@@ -68,7 +83,8 @@ class BackupsClient(AsyncClosing):
         self,
         credentials: Credentials | None = None,
         *,
-        endpoint: str = API_ENDPOINT,
+        endpoint: str | None = None,
+        resource_manager_endpoint: str | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
@@ -93,7 +109,11 @@ class BackupsClient(AsyncClosing):
                 f"transport must provide send() and aclose(), not {type(transport).__name__}"
             )
         self._credentials = credentials
-        self._base_url = protocol.validate_endpoint(endpoint)
+        self._base_url = protocol.validate_endpoint(endpoint or API_ENDPOINT)
+        self._resource_manager_url = protocol.validate_endpoint(
+            resource_manager_endpoint or endpoint or RESOURCE_MANAGER_ENDPOINT,
+            "resource_manager_endpoint",
+        )
         retry = retry or RetryPolicy()
         self._timeout = _client_timeout(timeout)
         self._connection_limit = check_int(connection_limit, "connection_limit", minimum=1)
@@ -103,7 +123,10 @@ class BackupsClient(AsyncClosing):
         self._pipeline = Pipeline(
             Settings(
                 credentials=credentials,
-                base_urls={calls.MANAGED_POSTGRESQL: self._base_url},
+                base_urls={
+                    calls.MANAGED_POSTGRESQL: self._base_url,
+                    calls.RESOURCE_MANAGER: self._resource_manager_url,
+                },
                 retry=retry,
                 retry_budget=_retry_budget(retry_budget, retry),
                 rate_limiter=_rate_limiter(rate_limiter, requests_per_second),
@@ -117,6 +140,11 @@ class BackupsClient(AsyncClosing):
     def endpoint(self) -> str:
         """The API's base URL."""
         return str(self._base_url)
+
+    @property
+    def resource_manager_endpoint(self) -> str:
+        """Resource Manager's base URL: where clouds and folders are listed."""
+        return str(self._resource_manager_url)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -320,6 +348,126 @@ class BackupsClient(AsyncClosing):
         """
         return await self._pipeline.call(calls.GET_BACKUP, {"backup_id": backup_id})
 
+    async def get_clouds_page(
+        self,
+        organization_id: str | None = None,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        filter: str | None = None,
+    ) -> CloudsPage:
+        """One page of the clouds these credentials may see (`Cloud.list`), all of the
+        organization's with `organization_id`; `filter` as `name="..."`.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
+        return await self._pipeline.call(
+            calls.LIST_CLOUDS,
+            {
+                "organization_id": organization_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "filter": filter,
+            },
+        )
+
+    def list_clouds(
+        self,
+        organization_id: str | None = None,
+        *,
+        filter: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        max_items: int | None = None,
+        max_pages: int | None = None,
+        resume: ResumePoint | str | None = None,
+    ) -> PageStream[CloudsPage, Cloud]:
+        """Stream the clouds these credentials may see (`Cloud.list`), all of the
+        organization's with `organization_id`, fetching each next page ahead.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
+        `ApiError` subclass when a page cannot be had.
+        """
+        return self._stream(
+            self._pipeline.stream(
+                calls.LIST_CLOUDS,
+                {"organization_id": organization_id, "filter": filter},
+                page_size=page_size,
+                page_token=page_token,
+                max_items=max_items,
+                max_pages=max_pages,
+                resume=resume,
+            )
+        )
+
+    async def get_cloud(self, cloud_id: str) -> Cloud:
+        """One cloud by its id (`Cloud.get`).
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
+        return await self._pipeline.call(calls.GET_CLOUD, {"cloud_id": cloud_id})
+
+    async def get_folders_page(
+        self,
+        cloud_id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        filter: str | None = None,
+    ) -> FoldersPage:
+        """One page of the cloud's folders (`Folder.list`); `filter` as `name="..."`.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
+        return await self._pipeline.call(
+            calls.LIST_FOLDERS,
+            {
+                "cloud_id": cloud_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "filter": filter,
+            },
+        )
+
+    def list_folders(
+        self,
+        cloud_id: str,
+        *,
+        filter: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        max_items: int | None = None,
+        max_pages: int | None = None,
+        resume: ResumePoint | str | None = None,
+    ) -> PageStream[FoldersPage, Folder]:
+        """Stream the cloud's folders (`Folder.list`), fetching each next page ahead.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
+        `ApiError` subclass when a page cannot be had.
+        """
+        return self._stream(
+            self._pipeline.stream(
+                calls.LIST_FOLDERS,
+                {"cloud_id": cloud_id, "filter": filter},
+                page_size=page_size,
+                page_token=page_token,
+                max_items=max_items,
+                max_pages=max_pages,
+                resume=resume,
+            )
+        )
+
+    async def get_folder(self, folder_id: str) -> Folder:
+        """One folder by its id (`Folder.get`).
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request,
+        and an `ApiError` subclass when the service gives no good answer.
+        """
+        return await self._pipeline.call(calls.GET_FOLDER, {"folder_id": folder_id})
+
     # Many listings at once
 
     def list_backups_many(
@@ -341,7 +489,7 @@ class BackupsClient(AsyncClosing):
         Raises `ValueError` (or `TypeError`) for a bad argument now; a cluster's `ApiError`
         is its result's `error`, or, with `fail_fast`, raised by the iteration.
         """
-        ids = bulk.check_cluster_ids(cluster_ids)
+        ids = bulk.check_ids(cluster_ids)
         fanout = bulk.list_backups_many(
             self._pipeline,
             ids,
@@ -353,35 +501,81 @@ class BackupsClient(AsyncClosing):
         self._require_open()
         return self._stream(fanout)
 
+    async def discover_clusters(
+        self,
+        *,
+        folder_ids: Iterable[str] = (),
+        cloud_ids: Iterable[str] = (),
+        all_clouds: bool = False,
+        organization_id: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        page_size: int | None = None,
+        max_pages: int | None = None,
+    ) -> Discovery:
+        """Find the clusters of the folders named, of every `ACTIVE` folder of the clouds
+        named, and with `all_clouds` of every cloud these credentials can list (all of
+        `organization_id`'s when given).
+
+        Each level (clouds, folders, clusters) is one bounded fan-out of at most
+        `concurrency` listings. A cloud or folder that cannot be listed is one of the
+        result's `failures`, never the end; folders that are not `ACTIVE` are skipped
+        and listed as such; a cluster found twice is there once.
+
+        Raises `ValueError` (or `TypeError`) for a bad argument, before any request.
+        """
+        folders, clouds = bulk.check_targets(folder_ids, cloud_ids, all_clouds, organization_id)
+        bulk.check_listing(concurrency, page_size, max_pages)
+        self._require_open()
+        return await bulk.discover(
+            self._pipeline,
+            self._streams.add,
+            folder_ids=folders,
+            cloud_ids=clouds,
+            all_clouds=all_clouds,
+            organization_id=organization_id,
+            concurrency=concurrency,
+            page_size=page_size,
+            max_pages=max_pages,
+        )
+
     async def inventory(
         self,
         *,
         folder_ids: Iterable[str] = (),
         cluster_ids: Iterable[str] = (),
+        cloud_ids: Iterable[str] = (),
+        all_clouds: bool = False,
+        organization_id: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         page_size: int | None = None,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         now: datetime | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         max_pages: int | None = None,
-    ) -> list[ClusterInventory]:
-        """Summarize the backups of every cluster in the folders and of the clusters named.
+    ) -> Inventory:
+        """Summarize the backups of every cluster found, as `discover_clusters` finds
+        them, and of the clusters named; any combination of the four.
 
-        Clusters are discovered with `Cluster.list`, then listed with the bounded
-        fan-out. A cluster with no completed backup younger than `stale_after` is
-        stale. One line per cluster, folders' clusters first, in the order found;
-        a cluster's error is in its line, while a folder that cannot be listed raises.
-        `on_progress(done, total)` is called as clusters complete. `max_pages` bounds
-        each listing, as in `list_backups_many`.
+        Discovery and the listings of backups are bounded fan-outs under the same
+        `concurrency`, retry budget and rate limit. A cluster with no completed backup
+        younger than `stale_after` is stale. One line per cluster, in the order found
+        (discovered clusters first), then one line per cloud, folder or organization
+        that could not be listed; a cluster's error is in its line. The result also
+        says which folders were skipped for not being `ACTIVE`. `on_progress(done,
+        total)` is called as clusters complete. `max_pages` bounds each listing, as in
+        `list_backups_many`.
 
-        Returns the lines; raises `ValueError` (or `TypeError`) for a bad argument, and
-        the `ApiError` of a folder that cannot be listed.
+        Returns the lines; raises `ValueError` (or `TypeError`) for a bad argument.
         """
+        self._require_open()
         return await bulk.inventory(
             self._pipeline,
             self._streams.add,
             folder_ids=folder_ids,
             cluster_ids=cluster_ids,
+            cloud_ids=cloud_ids,
+            all_clouds=all_clouds,
+            organization_id=organization_id,
             concurrency=concurrency,
             page_size=page_size,
             stale_after=stale_after,

@@ -190,9 +190,12 @@ class Exporter:
                 stale_after=self._stale_after,
                 now=datetime.now(UTC),
             )
+            failure = next((line.error for line in lines if not line.cluster_id), None)
         except ApiError as error:
+            failure = error
+        if failure is not None:  # a folder or cloud could not be listed
             self.errors += 1
-            self.last_error = f"{type(error).__name__}: {error}"
+            self.last_error = f"{type(failure).__name__}: {failure}"
             log.warning(
                 "collection failed, keeping the last values: %s", printable(self.last_error)
             )

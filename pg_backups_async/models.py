@@ -6,7 +6,7 @@ The models know nothing of JSON: `wire` maps them to and from the service's enco
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -165,6 +165,60 @@ class ClustersPage(Page[Cluster]):
 
 
 @attrs.frozen
+class Cloud:
+    """A cloud of an organization (Resource Manager)."""
+
+    id: str
+    created_at: datetime | None = None
+    name: str = ""
+    description: str = ""
+    organization_id: str = ""
+    labels: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen
+class CloudsPage(Page[Cloud]):
+    """One page of `Cloud.list`; `next_page_token` is None on the last page."""
+
+    items_field: ClassVar[str] = "clouds"
+    clouds: tuple[Cloud, ...] = ()
+    next_page_token: str | None = None
+
+
+class FolderStatus(enum.StrEnum):
+    """A folder's lifecycle status; only `ACTIVE` folders hold clusters to check."""
+
+    UNSPECIFIED = "STATUS_UNSPECIFIED"
+    ACTIVE = "ACTIVE"
+    DELETING = "DELETING"
+    PENDING_DELETION = "PENDING_DELETION"
+    UNKNOWN = "UNKNOWN"
+    """A value this version of the library does not know."""
+
+
+@attrs.frozen
+class Folder:
+    """A folder of a cloud (Resource Manager)."""
+
+    id: str
+    cloud_id: str = ""
+    created_at: datetime | None = None
+    name: str = ""
+    description: str = ""
+    labels: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    status: FolderStatus = FolderStatus.UNSPECIFIED
+
+
+@attrs.frozen
+class FoldersPage(Page[Folder]):
+    """One page of `Folder.list`; `next_page_token` is None on the last page."""
+
+    items_field: ClassVar[str] = "folders"
+    folders: tuple[Folder, ...] = ()
+    next_page_token: str | None = None
+
+
+@attrs.frozen
 class ClusterBackups:
     """One cluster's result in a fan-out: its backups, or the error that stopped them."""
 
@@ -191,6 +245,10 @@ class InventoryState(enum.StrEnum):
 @attrs.frozen
 class ClusterInventory:
     """A cluster's backups summed up: counts, sizes (bytes), the newest and the oldest.
+
+    A line without a `cluster_id` stands for a folder, cloud or organization whose
+    listing failed (see `scope`): its `error` says why, and the clusters behind it are
+    not in the inventory.
 
     `newest_done_age` is the age of the newest completed backup; `stale` is true when
     there is none younger than the inventory's threshold. On an error, only the
@@ -222,6 +280,19 @@ class ClusterInventory:
     """How many backups in each status, by the status's name (`DONE`, `CREATING`, ...)."""
     environment: ClusterEnvironment = ClusterEnvironment.UNSPECIFIED
     """The cluster's environment, when it was found by `Cluster.list`."""
+    cloud_id: str = ""
+    """The cluster's cloud, when it was found through its cloud."""
+
+    @property
+    def scope(self) -> str:
+        """What the line is about: `cluster`; or, on a line with no `cluster_id` (which
+        always has an `error`), the `folder`, `cloud` or `organization` that could not
+        be listed."""
+        if self.cluster_id:
+            return "cluster"
+        if self.folder_id:
+            return "folder"
+        return "cloud" if self.cloud_id else "organization"
 
     @property
     def state(self) -> InventoryState:
@@ -231,6 +302,23 @@ class ClusterInventory:
         if self.newest_done_age is None:
             return InventoryState.NO_BACKUPS
         return InventoryState.STALE if self.stale else InventoryState.OK
+
+
+class Inventory(list[ClusterInventory]):
+    """What `BackupsClient.inventory` gives: a list of lines, one per cluster, then one
+    per folder, cloud or organization that could not be listed (see
+    `ClusterInventory.scope`); and the folders it skipped for not being `ACTIVE`."""
+
+    def __init__(
+        self, lines: Iterable[ClusterInventory] = (), *, skipped_folders: Iterable[Folder] = ()
+    ) -> None:
+        super().__init__(lines)
+        self.skipped_folders: tuple[Folder, ...] = tuple(skipped_folders)
+
+    @property
+    def failures(self) -> list[ClusterInventory]:
+        """The lines of the folders, clouds or organization that could not be listed."""
+        return [line for line in self if not line.cluster_id]
 
 
 def _declared(kind: type[Any]) -> tuple[Any, ...]:

@@ -88,6 +88,7 @@ def _make_converter() -> cattrs.Converter:
     def inventory_with_state(line: ClusterInventory) -> dict[str, Any]:
         data: dict[str, Any] = inventory(line)
         data["state"] = str(line.state)
+        data["scope"] = line.scope
         return data
 
     conv.register_unstructure_hook(ClusterInventory, inventory_with_state)
@@ -99,7 +100,8 @@ _converter = _make_converter()
 
 def to_dict(obj: Any) -> dict[str, Any]:
     """A public model (`Backup`, `Cluster`, a page, `ClusterBackups`, `ClusterInventory`)
-    as JSON-ready data; `TypeError` for anything else. An inventory line adds its `state`.
+    as JSON-ready data; `TypeError` for anything else. An inventory line adds its `state`
+    and `scope`.
     """
     if type(obj) not in MODELS:
         raise TypeError(
@@ -115,7 +117,8 @@ def to_json(obj: Any) -> bytes:
 
 
 def from_dict(cls: type[_T], data: Mapping[str, Any]) -> _T:
-    """The model `cls` back from what `to_dict` gave (`state` is derived, so ignored).
+    """The model `cls` back from what `to_dict` gave (`state` and `scope` are derived, so
+    ignored).
 
     Wrong data raises `ValueError` naming what did not fit.
     """

@@ -158,6 +158,11 @@ def test_demo() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ID ")
     assert lines[6].startswith("CLUSTER ")
-    assert len(lines) == 1 + 5 + 1 + 12
-    assert "12 clusters: 8 ok, 1 stale, 3 without a completed backup, 0 errors" in result.stderr
-    assert "would exit 1" in result.stderr
+    # The whole seeded organization: the default folder's 12 clusters, 6 more in the
+    # other ACTIVE folders, and one line for the folder whose clusters cannot be listed.
+    assert len(lines) == 1 + 5 + 1 + 12 + 6 + 1
+    assert lines[-1].startswith("-  ")
+    assert "folder b1gemulatorfolder004" in lines[-1]
+    assert "19 clusters: 14 ok, 1 stale, 3 without a completed backup, 1 error" in result.stderr
+    assert "skipped 1 folder not ACTIVE: b1gemulatorfolder002 (PENDING_DELETION)" in result.stderr
+    assert "would exit 2" in result.stderr

@@ -31,7 +31,15 @@ def test_every_option_says_its_default() -> None:
     parser = cli.build_parser()
     formatter = cli.HelpFormatter("pg-backups")
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"list", "clusters", "inventory", "demo", "exporter"}
+    assert set(commands.choices) == {
+        "list",
+        "clouds",
+        "folders",
+        "clusters",
+        "inventory",
+        "demo",
+        "exporter",
+    }
     for name, command in commands.choices.items():
         for action in command._actions:
             if not action.option_strings or action.dest == "help":
@@ -209,7 +217,8 @@ def test_demo_json_is_one_document_and_clusters_must_be_positive() -> None:
     result = run_cli("demo", "--format", "json", token=None)
     assert result.returncode == 0, result.stderr
     document = orjson.loads(result.stdout)
-    assert (len(document["backups"]), len(document["inventory"])) == (5, 12)
+    # The seeded organization's 18 clusters, and its folder that cannot be listed.
+    assert (len(document["backups"]), len(document["inventory"])) == (5, 19)
     for count in ("0", "-1"):
         refused = run_cli("demo", "--clusters", count, token=None)
         assert refused.returncode == 2

@@ -125,12 +125,16 @@ async def test_inventory_needs_something_to_check(client: pba.BackupsClient) -> 
         await client.inventory(cluster_ids=["c9q"], stale_after=timedelta(0))
 
 
-async def test_a_folder_that_cannot_be_listed_raises(
+async def test_a_folder_that_cannot_be_listed_is_a_line_not_the_end(
     client: pba.BackupsClient, emulator: Emulator
 ) -> None:
     emulator.tokens = {"someone-else"}
-    with pytest.raises(pba.UnauthenticatedError):
-        await client.inventory(folder_ids=[DEFAULT_FOLDER_ID])
+    lines = await client.inventory(folder_ids=[DEFAULT_FOLDER_ID])
+    [line] = lines
+    assert (line.scope, line.folder_id, line.cluster_id) == ("folder", DEFAULT_FOLDER_ID, "")
+    assert isinstance(line.error, pba.UnauthenticatedError)
+    assert line.state == "error"
+    assert lines.failures == [line]
 
 
 @pytest.mark.parametrize(

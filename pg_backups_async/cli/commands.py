@@ -10,21 +10,25 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO, TypeVar
+
+import attrs
 
 from ..auth import ENVIRONMENT_VARIABLES, Credentials, IamToken, resolve_credentials
 from ..client import API_ENDPOINT, BackupsClient
 from ..errors import ApiError
-from ..models import Backup, InventoryState
+from ..models import Backup, ClusterInventory, Folder, InventoryState
 from ..paging import ResumePoint
 from ..protocol import validate_filter, validate_id, validate_page_token
 from ..sanitize import printable
-from .exits import EXIT_OK, EXIT_STALE, UsageError, inventory_exit_code
+from .exits import EXIT_ERROR, EXIT_OK, EXIT_STALE, UsageError, inventory_exit_code
 from .render import (
     BACKUPS,
+    CLOUDS,
     CLUSTERS,
+    FOLDERS,
     INVENTORY,
     Progress,
     each,
@@ -93,7 +97,11 @@ def _client(args: argparse.Namespace) -> BackupsClient:
     refuses is the user's to fix: a usage error."""
     endpoint = _endpoint(args)
     try:
-        return BackupsClient(_credentials(args), endpoint=endpoint)
+        return BackupsClient(
+            _credentials(args),
+            endpoint=endpoint,
+            resource_manager_endpoint=args.resource_manager_endpoint,
+        )
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -152,34 +160,158 @@ async def _list(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def _clusters(args: argparse.Namespace, out: TextIO) -> int:
-    folder_id = args.folder_id or _folder_from_env()
-    if not folder_id:
-        raise UsageError("no folder: pass --folder-id or set YC_FOLDER_ID")
-    _argument(validate_id, folder_id, name="folder_id")
-    _argument(validate_filter, args.filter)
+@attrs.frozen
+class Targets:
+    """What a command takes clusters from: folders, clouds, every cloud, and clusters."""
+
+    folder_ids: list[str]
+    cloud_ids: list[str]
+    all_clouds: bool
+    organization_id: str | None
+    cluster_ids: list[str]
+
+    @property
+    def discovers(self) -> bool:
+        """Whether clusters are found through clouds."""
+        return bool(self.cloud_ids) or self.all_clouds
+
+    def describe(self) -> str:
+        """Where clusters were looked for, for a message."""
+        parts = []
+        if self.all_clouds:
+            org = self.organization_id
+            parts.append(f"the clouds of organization {org}" if org else "every cloud")
+        parts += [f"cloud {cloud_id}" for cloud_id in self.cloud_ids]
+        parts += [f"folder {folder_id}" for folder_id in self.folder_ids]
+        return printable(", ".join(parts))
+
+
+def _targets(args: argparse.Namespace, *, clusters: bool = True) -> Targets:
+    """The targets the options name ($YC_FOLDER_ID when they name none), checked."""
+    if args.organization_id is not None and not args.all_clouds:
+        raise UsageError("--organization-id goes with --all-clouds")
+    cluster_ids: list[str] = args.cluster_id if clusters else []
+    folder_ids: list[str] = args.folder_id
+    named = folder_ids or args.cloud_id or args.all_clouds or cluster_ids
+    if not named and _folder_from_env():
+        folder_ids = [_folder_from_env()]
+    if not (folder_ids or args.cloud_id or args.all_clouds or cluster_ids):
+        more, verb = (", --cluster-id", "check") if clusters else ("", "list")
+        raise UsageError(
+            f"nothing to {verb}: pass --folder-id, --cloud-id, --all-clouds{more} "
+            "or set YC_FOLDER_ID"
+        )
+    for name, values in (
+        ("folder_id", folder_ids),
+        ("cloud_id", args.cloud_id),
+        ("cluster_id", cluster_ids),
+        ("organization_id", [args.organization_id] if args.organization_id else []),
+    ):
+        for value in values:
+            _argument(validate_id, value, name=name)
+    return Targets(
+        folder_ids=folder_ids,
+        cloud_ids=args.cloud_id,
+        all_clouds=args.all_clouds,
+        organization_id=args.organization_id,
+        cluster_ids=cluster_ids,
+    )
+
+
+async def _clouds(args: argparse.Namespace, out: TextIO) -> int:
+    if args.organization_id is not None:
+        _argument(validate_id, args.organization_id, name="organization_id")
     async with (
         _client(args) as client,
-        client.list_clusters(folder_id, filter=args.filter, page_size=args.page_size) as stream,
+        client.list_clouds(args.organization_id, page_size=args.page_size) as stream,
     ):
-        await write_items(stream, out, args.format, CLUSTERS)
+        await write_items(stream, out, args.format, CLOUDS)
     return EXIT_OK
+
+
+async def _folders(args: argparse.Namespace, out: TextIO) -> int:
+    for cloud_id in args.cloud_id:
+        _argument(validate_id, cloud_id, name="cloud_id")
+
+    async def folders(client: BackupsClient) -> AsyncIterator[Folder]:
+        for cloud_id in args.cloud_id:
+            async with client.list_folders(cloud_id, page_size=args.page_size) as stream:
+                async for folder in stream:
+                    yield folder
+
+    async with _client(args) as client:
+        items = folders(client)
+        try:
+            await write_items(items, out, args.format, FOLDERS)
+        finally:
+            await items.aclose()  # type: ignore[attr-defined]
+    return EXIT_OK
+
+
+async def _clusters(args: argparse.Namespace, out: TextIO) -> int:
+    targets = _targets(args, clusters=False)
+    if not targets.discovers and len(targets.folder_ids) == 1:
+        _argument(validate_filter, args.filter)
+        async with (
+            _client(args) as client,
+            client.list_clusters(
+                targets.folder_ids[0], filter=args.filter, page_size=args.page_size
+            ) as stream,
+        ):
+            await write_items(stream, out, args.format, CLUSTERS)
+        return EXIT_OK
+    if args.filter is not None:
+        raise UsageError("--filter goes with a single --folder-id")
+    async with _client(args) as client:
+        found = await client.discover_clusters(
+            folder_ids=targets.folder_ids,
+            cloud_ids=targets.cloud_ids,
+            all_clouds=targets.all_clouds,
+            organization_id=targets.organization_id,
+            concurrency=args.concurrency,
+            page_size=args.page_size,
+        )
+    await write_items(each(found.clusters), out, args.format, CLUSTERS)
+    _tell_skipped(found.skipped_folders)
+    for failure in found.failures:
+        _tell_failure(failure)
+    return EXIT_ERROR if found.failures else EXIT_OK
+
+
+def _tell_failure(line: ClusterInventory) -> None:
+    where = line.folder_id or line.cloud_id
+    print(
+        f"pg-backups: cannot list the clusters of {line.scope} {printable(where)}: "
+        f"{type(line.error).__name__}: {printable(str(line.error))}",
+        file=sys.stderr,
+    )
+
+
+def _tell_skipped(folders: Sequence[Folder]) -> None:
+    if folders:
+        shown = ", ".join(f"{f.id} ({f.status.name})" for f in folders)
+        print(
+            f"pg-backups: skipped {plural(len(folders), 'folder')} not ACTIVE: {printable(shown)}",
+            file=sys.stderr,
+        )
 
 
 async def _run_inventory(
     client: BackupsClient,
     args: argparse.Namespace,
     out: TextIO,
+    targets: Targets,
     *,
-    folder_ids: list[str],
-    cluster_ids: list[str] | None = None,
     only: frozenset[InventoryState] | None = None,
 ) -> int:
     progress = Progress(sys.stderr, "inventory")
     try:
         lines = await client.inventory(
-            folder_ids=folder_ids,
-            cluster_ids=cluster_ids or [],
+            folder_ids=targets.folder_ids,
+            cluster_ids=targets.cluster_ids,
+            cloud_ids=targets.cloud_ids,
+            all_clouds=targets.all_clouds,
+            organization_id=targets.organization_id,
             concurrency=args.concurrency,
             page_size=args.page_size,
             stale_after=args.stale_after,
@@ -190,33 +322,18 @@ async def _run_inventory(
         progress.clear()
     shown = [line for line in lines if only is None or line.state in only]
     await write_items(each(shown), out, args.format, INVENTORY)
+    _tell_skipped(lines.skipped_folders)
     if not lines:
-        where = ", ".join(folder_ids)
-        print(f"pg-backups: no cluster found in folder {printable(where)}", file=sys.stderr)
+        print(f"pg-backups: no cluster found in {targets.describe()}", file=sys.stderr)
         return EXIT_STALE
     print(inventory_summary(lines), file=sys.stderr)
     return inventory_exit_code(lines)
 
 
 async def _inventory(args: argparse.Namespace, out: TextIO) -> int:
-    folder_ids, cluster_ids = _targets(args)
+    targets = _targets(args)
     async with _client(args) as client:
-        return await _run_inventory(
-            client, args, out, folder_ids=folder_ids, cluster_ids=cluster_ids, only=args.only
-        )
-
-
-def _targets(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    folder_ids: list[str] = args.folder_id
-    if not folder_ids and not args.cluster_id and _folder_from_env():
-        folder_ids = [_folder_from_env()]
-    if not folder_ids and not args.cluster_id:
-        raise UsageError("nothing to check: pass --folder-id, --cluster-id or set YC_FOLDER_ID")
-    for folder_id in folder_ids:
-        _argument(validate_id, folder_id, name="folder_id")
-    for cluster_id in args.cluster_id:
-        _argument(validate_id, cluster_id, name="cluster_id")
-    return folder_ids, args.cluster_id
+        return await _run_inventory(client, args, out, targets, only=args.only)
 
 
 async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
@@ -228,7 +345,7 @@ async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
         host, port = parse_listen(args.listen)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    folder_ids, cluster_ids = _targets(args)
+    targets = _targets(args)
 
     def collected(exporter: Exporter) -> None:
         snapshot = exporter.snapshot
@@ -248,8 +365,8 @@ async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
         async with _client(args) as client:
             exporter = Exporter(
                 client,
-                folder_ids=folder_ids,
-                cluster_ids=cluster_ids,
+                folder_ids=targets.folder_ids,
+                cluster_ids=targets.cluster_ids,
                 interval=args.interval.total_seconds(),
                 stale_after=args.stale_after,
                 concurrency=args.concurrency,
@@ -278,15 +395,18 @@ async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from ..emulator import DEFAULT_FOLDER_ID, Emulator
+    from ..emulator import DEFAULT_ORGANIZATION_ID, Emulator
 
     # json is one document: {"backups": [...], "inventory": [...]}.
     parts = (io.StringIO(), io.StringIO()) if args.format == "json" else (out, out)
-    async with Emulator(clusters=args.clusters) as emulator:
+    async with Emulator(clusters=args.clusters, organization=True) as emulator:
         async with BackupsClient(IamToken("emulator-demo-token"), endpoint=emulator.url) as client:
             cluster_id = emulator.cluster_ids[0]
             print(
-                f"The built-in emulator serves folder {DEFAULT_FOLDER_ID} at {emulator.url}.\n"
+                f"The built-in emulator serves organization {DEFAULT_ORGANIZATION_ID} at "
+                f"{emulator.url}: {plural(len(emulator.clouds), 'cloud')}, "
+                f"{plural(len(emulator.folders), 'folder')}, "
+                f"{plural(len(emulator.cluster_ids), 'cluster')}.\n"
                 f"The 5 newest backups of cluster {cluster_id}:",
                 file=sys.stderr,
             )
@@ -295,11 +415,15 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
             ) as stream:
                 await write_items(stream, parts[0], args.format, BACKUPS)
             print(
-                f"\nAn inventory of the folder's {plural(args.clusters, 'cluster')}:",
+                "\nAn inventory of the whole organization, found on its own "
+                "(pg-backups inventory --all-clouds):",
                 file=sys.stderr,
             )
             started = time.perf_counter()
-            code = await _run_inventory(client, args, parts[1], folder_ids=[DEFAULT_FOLDER_ID])
+            targets = Targets(
+                folder_ids=[], cloud_ids=[], all_clouds=True, organization_id=None, cluster_ids=[]
+            )
+            code = await _run_inventory(client, args, parts[1], targets)
         if args.format == "json":
             backups, inventory = (part.getvalue().strip() for part in parts)  # type: ignore[attr-defined]
             out.write(f'{{"backups": {backups},\n "inventory": {inventory}}}\n')
@@ -314,6 +438,8 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], Any]] = {
     "list": _list,
+    "clouds": _clouds,
+    "folders": _folders,
     "clusters": _clusters,
     "inventory": _inventory,
     "demo": _demo,

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from .. import __version__
 from ..auth import IAM_ENDPOINT
-from ..client import API_ENDPOINT
+from ..client import API_ENDPOINT, RESOURCE_MANAGER_ENDPOINT
 from ..exporter import DEFAULT_LISTEN
 from ..models import BackupStatus, InventoryState
 from .render import FORMATS
@@ -155,7 +155,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="a service account's authorized key file (default: $YC_SERVICE_ACCOUNT_KEY_FILE)",
     )
     connection.add_argument(
+        "--resource-manager-endpoint",
+        default=None,
+        metavar="URL",
+        help="Resource Manager's base URL, where clouds and folders are listed (default: "
+        f"--endpoint when it is given, else {RESOURCE_MANAGER_ENDPOINT})",
+    )
+    connection.add_argument(
         "--iam-endpoint", default=IAM_ENDPOINT, metavar="URL", help="the IAM token exchange"
+    )
+    discovery = argparse.ArgumentParser(add_help=False)
+    discovery.add_argument(
+        "--folder-id",
+        action="append",
+        default=[],
+        help="a folder whose clusters to take; repeatable (default: $YC_FOLDER_ID)",
+    )
+    discovery.add_argument(
+        "--cloud-id",
+        action="append",
+        default=[],
+        help="a cloud whose ACTIVE folders' clusters to take; repeatable (default: none)",
+    )
+    discovery.add_argument(
+        "--all-clouds",
+        action="store_true",
+        help="every cloud these credentials can list (default: off)",
+    )
+    discovery.add_argument(
+        "--organization-id",
+        default=None,
+        metavar="ID",
+        help="with --all-clouds, only this organization's clouds (default: all it can see)",
+    )
+    named = argparse.ArgumentParser(add_help=False)
+    named.add_argument(
+        "--cluster-id",
+        action="append",
+        default=[],
+        help="a cluster to take; repeatable (default: none)",
     )
     checking = argparse.ArgumentParser(add_help=False)
     checking.add_argument(
@@ -217,40 +255,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="only backups completed before WHEN, written as for --since (default: no limit)",
     )
 
-    clusters = commands.add_parser(
-        "clusters",
+    clouds = commands.add_parser(
+        "clouds",
         parents=[output, connection],
-        help="list a folder's clusters",
+        help="list the clouds these credentials can see",
         formatter_class=formatter,
     )
-    clusters.add_argument(
-        "--folder-id",
+    clouds.add_argument(
+        "--organization-id",
         default=None,
-        help="the folder (default: $YC_FOLDER_ID)",
+        metavar="ID",
+        help="only this organization's clouds (default: all the credentials can see)",
+    )
+
+    folders = commands.add_parser(
+        "folders",
+        parents=[output, connection],
+        help="list a cloud's folders",
+        formatter_class=formatter,
+    )
+    folders.add_argument(
+        "--cloud-id",
+        action="append",
+        default=[],
+        required=True,
+        help="the cloud; repeatable",
+    )
+
+    clusters = commands.add_parser(
+        "clusters",
+        parents=[output, connection, discovery],
+        help="list the clusters of folders or clouds",
+        formatter_class=formatter,
     )
     clusters.add_argument(
         "--filter",
         default=None,
-        help='only clusters so named: name="..." (default: all)',
+        help='with one --folder-id, only clusters so named: name="..." (default: all)',
+    )
+    clusters.add_argument(
+        "--concurrency",
+        type=_positive_int(1),
+        default=16,
+        metavar="N",
+        help="folders and clouds listed at once",
     )
 
     inventory = commands.add_parser(
         "inventory",
-        parents=[output, connection, checking],
+        parents=[output, connection, checking, discovery, named],
         help="check every cluster has a fresh backup (exit 0 fresh, 1 stale, 2 errors)",
         formatter_class=formatter,
-    )
-    inventory.add_argument(
-        "--folder-id",
-        action="append",
-        default=[],
-        help="a folder whose clusters to check; repeatable (default: $YC_FOLDER_ID)",
-    )
-    inventory.add_argument(
-        "--cluster-id",
-        action="append",
-        default=[],
-        help="a cluster to check; repeatable (default: none)",
     )
     inventory.add_argument(
         "--only",
@@ -263,23 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     exporter = commands.add_parser(
         "exporter",
-        parents=[connection, checking],
+        parents=[connection, checking, discovery, named],
         help="serve backup freshness as Prometheus metrics (needs the exporter extra)",
         formatter_class=formatter,
     )
     _verbosity(exporter, top=False)
-    exporter.add_argument(
-        "--folder-id",
-        action="append",
-        default=[],
-        help="a folder whose clusters to watch; repeatable (default: $YC_FOLDER_ID)",
-    )
-    exporter.add_argument(
-        "--cluster-id",
-        action="append",
-        default=[],
-        help="a cluster to watch; repeatable (default: none)",
-    )
     exporter.add_argument(
         "--listen",
         default=DEFAULT_LISTEN,

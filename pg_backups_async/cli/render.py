@@ -11,7 +11,7 @@ from typing import Generic, TextIO, TypeVar
 import attrs
 import orjson
 
-from ..models import Backup, Cluster, ClusterInventory, InventoryState
+from ..models import Backup, Cloud, Cluster, ClusterInventory, Folder, InventoryState
 from ..sanitize import printable
 from ..serialize import to_dict
 
@@ -110,6 +110,21 @@ CLUSTERS = View[Cluster](
 )
 
 
+CLOUDS = View[Cloud](
+    header=("ID", "NAME", "ORGANIZATION", "CREATED (UTC)"),
+    row=lambda c: (c.id, c.name, c.organization_id or "-", _when(c.created_at)),
+    fields=tuple(a.name for a in attrs.fields(Cloud)),
+    widths=(20, 24, 20, 19),
+)
+
+FOLDERS = View[Folder](
+    header=("ID", "NAME", "CLOUD", "STATUS", "CREATED (UTC)"),
+    row=lambda f: (f.id, f.name, f.cloud_id, f.status.name, _when(f.created_at)),
+    fields=tuple(a.name for a in attrs.fields(Folder)),
+    widths=(20, 24, 20, 16, 19),
+)
+
+
 def _inventory_state(line: ClusterInventory) -> str:
     if line.error is not None:
         return f"error: {type(line.error).__name__}: {line.error}"
@@ -131,8 +146,8 @@ INVENTORY = View[ClusterInventory](
         "STATE",
     ),
     row=lambda i: (
-        i.cluster_id,
-        i.name or "-",
+        i.cluster_id or "-",
+        i.name or ("-" if i.cluster_id else f"{i.scope} {i.folder_id or i.cloud_id}".strip()),
         str(i.backup_count),
         human_size(i.total_size),
         human_size(i.base_size),
@@ -143,7 +158,7 @@ INVENTORY = View[ClusterInventory](
         _when(i.oldest_done_at),
         _inventory_state(i),
     ),
-    fields=(*(a.name for a in attrs.fields(ClusterInventory)), "state"),
+    fields=(*(a.name for a in attrs.fields(ClusterInventory)), "state", "scope"),
 )
 
 

@@ -6,12 +6,20 @@
 
 from .faults import CHAOS, Fault
 from .process import emulator_process
-from .seed import DEFAULT_FOLDER_ID
+from .seed import (
+    DEFAULT_CLOUD_ID,
+    DEFAULT_FOLDER_ID,
+    DEFAULT_ORGANIZATION_ID,
+    FORBIDDEN_FOLDER_ID,
+)
 from .server import Emulator, RecordedRequest
 
 __all__ = [
     "CHAOS",
+    "DEFAULT_CLOUD_ID",
     "DEFAULT_FOLDER_ID",
+    "DEFAULT_ORGANIZATION_ID",
+    "FORBIDDEN_FOLDER_ID",
     "Emulator",
     "Fault",
     "RecordedRequest",

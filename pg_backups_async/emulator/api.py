@@ -28,11 +28,23 @@ class Api:
 
     `listing_size`, when set, makes every cluster's listing repeat its backups to that
     many, so that a benchmark can stream millions without the emulator holding them.
+    A request without `pageSize` gets `default_page_size` items; no page holds more
+    than `max_page_size` (the API's limit stays 1000): small values make every listing
+    span several pages.
     """
 
-    def __init__(self, store: Store, *, listing_size: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        listing_size: int | None = None,
+        default_page_size: int = SERVER_DEFAULT_PAGE_SIZE,
+        max_page_size: int = MAX_PAGE_SIZE,
+    ) -> None:
         self.store = store
         self.listing_size = listing_size
+        self.default_page_size = default_page_size
+        self.max_page_size = max_page_size
 
     def handlers(self) -> dict[str, Handler]:
         """The handler of each call, by its name in the table."""
@@ -42,13 +54,17 @@ class Api:
             "Cluster.get": self.get_cluster,
             "Backup.list": self.list_folder_backups,
             "Backup.get": self.get_backup,
+            "Cloud.list": self.list_clouds,
+            "Cloud.get": self.get_cloud,
+            "Folder.list": self.list_folders,
+            "Folder.get": self.get_folder,
         }
 
     async def list_backups(self, request: web.Request) -> web.Response:
         cluster_id = request.match_info["cluster_id"]
         if len(cluster_id) > MAX_ID_LENGTH:
             raise ApiFailure(400, f"clusterId: the length must be at most {MAX_ID_LENGTH}")
-        page_size, offset = _paging(request)
+        page_size, offset = self._paging(request)
         backups = self.store.encoded_backups(cluster_id)
         if backups is None:
             raise ApiFailure(404, f"Cluster {cluster_id} not found")
@@ -67,7 +83,9 @@ class Api:
 
     async def list_clusters(self, request: web.Request) -> web.Response:
         folder_id = required_id(request, "folderId")
-        page_size, offset = _paging(request)
+        if folder_id in self.store.forbidden_folders:
+            raise ApiFailure(403, f"Permission denied to folder {folder_id}")
+        page_size, offset = self._paging(request)
         clusters, _ = self.store.folder(folder_id)
         name = _name_filter(request.query.get("filter"))
         if name is not None:
@@ -76,8 +94,48 @@ class Api:
 
     async def list_folder_backups(self, request: web.Request) -> web.Response:
         folder_id = required_id(request, "folderId")
-        page_size, offset = _paging(request)
+        page_size, offset = self._paging(request)
         return page("backups", self.store.folder(folder_id)[1], offset, page_size)
+
+    async def list_clouds(self, request: web.Request) -> web.Response:
+        page_size, offset = self._paging(request)
+        organization_id = request.query.get("organizationId")
+        name = _name_filter(request.query.get("filter"))
+        clouds = [
+            to_wire(cloud)
+            for cloud in self.store.clouds.values()
+            if organization_id in (None, cloud.organization_id) and name in (None, cloud.name)
+        ]
+        return page("clouds", clouds, offset, page_size)
+
+    async def get_cloud(self, request: web.Request) -> web.Response:
+        cloud = self.store.clouds.get(request.match_info["cloud_id"])
+        if cloud is None:
+            raise ApiFailure(404, f"Cloud {request.match_info['cloud_id']} not found")
+        return web.Response(body=dumps(to_wire(cloud)), content_type="application/json")
+
+    async def list_folders(self, request: web.Request) -> web.Response:
+        cloud_id = required_id(request, "cloudId")
+        if cloud_id not in self.store.clouds:
+            raise ApiFailure(404, f"Cloud {cloud_id} not found")
+        page_size, offset = self._paging(request)
+        name = _name_filter(request.query.get("filter"))
+        folders = [
+            to_wire(folder)
+            for folder in self.store.folders.values()
+            if folder.cloud_id == cloud_id and name in (None, folder.name)
+        ]
+        return page("folders", folders, offset, page_size)
+
+    async def get_folder(self, request: web.Request) -> web.Response:
+        folder = self.store.folders.get(request.match_info["folder_id"])
+        if folder is None:
+            raise ApiFailure(404, f"Folder {request.match_info['folder_id']} not found")
+        return web.Response(body=dumps(to_wire(folder)), content_type="application/json")
+
+    def _paging(self, request: web.Request) -> tuple[int, int]:
+        size = _page_size(request.query.get("pageSize"), self.default_page_size)
+        return min(size, self.max_page_size), _page_offset(request.query.get("pageToken"))
 
     async def get_backup(self, request: web.Request) -> web.Response:
         backup_id = request.match_info["backup_id"]
@@ -85,10 +143,6 @@ class Api:
         if backup is None:
             raise ApiFailure(404, f"Backup {backup_id} not found")
         return web.Response(body=dumps(backup), content_type="application/json")
-
-
-def _paging(request: web.Request) -> tuple[int, int]:
-    return _page_size(request.query.get("pageSize")), _page_offset(request.query.get("pageToken"))
 
 
 def page(
@@ -133,9 +187,9 @@ def _name_filter(text: str | None) -> str | None:
     return value[1:-1]
 
 
-def _page_size(value: str | None) -> int:
+def _page_size(value: str | None, default: int) -> int:
     if value is None or value == "0":
-        return SERVER_DEFAULT_PAGE_SIZE
+        return default
     if not value.isdigit():
         raise ApiFailure(400, "pageSize: invalid value")
     size = int(value)

@@ -14,14 +14,21 @@ from ..models import (
     BackupMethod,
     BackupStatus,
     BackupType,
+    Cloud,
     Cluster,
     ClusterEnvironment,
     ClusterHealth,
     ClusterStatus,
+    Folder,
+    FolderStatus,
 )
 from .encoding import to_wire
 
 DEFAULT_FOLDER_ID = "b1gemulatorfolder000"
+DEFAULT_CLOUD_ID = "b1gemulatorcloud0000"
+DEFAULT_ORGANIZATION_ID = "bpfemulatororg000000"
+FORBIDDEN_FOLDER_ID = "b1gemulatorfolder004"
+"""In the seeded organization, the folder whose `Cluster.list` answers 403."""
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _GIB = 1 << 30
 # Several pages, one page, a few, none: the shapes a listing takes.
@@ -82,7 +89,13 @@ def synthetic_backups(
 
 
 def synthetic_clusters(
-    count: int, *, seed: int, folder_id: str, anchor: datetime, backups_per_cluster: int | None
+    count: int,
+    *,
+    seed: int,
+    folder_id: str,
+    anchor: datetime,
+    backups_per_cluster: int | None,
+    name_prefix: str = "cluster",
 ) -> list[tuple[Cluster, list[Backup]]]:
     """`count` clusters and their backups, the same for the same arguments.
 
@@ -97,7 +110,7 @@ def synthetic_clusters(
             id=resource_id(rng),
             folder_id=folder_id,
             created_at=anchor - timedelta(days=400 + index),
-            name=f"cluster-{index:04d}",
+            name=f"{name_prefix}-{index:04d}",
             labels={"team": ("billing", "search", "ads")[index % 3]},
             environment=ClusterEnvironment.PRODUCTION
             if index % 2
@@ -140,3 +153,78 @@ def _nanoseconds(text: str) -> str:
     """An RFC 3339 timestamp ending in `Z`, with nine fraction digits."""
     seconds, _, fraction = text[:-1].partition(".")
     return f"{seconds}.{fraction.ljust(6, '0')}123Z"
+
+
+@attrs.frozen
+class Organization:
+    """A seeded organization: its clouds, their folders, and each folder's clusters."""
+
+    clouds: tuple[Cloud, ...]
+    folders: tuple[Folder, ...]
+    clusters: tuple[tuple[Cluster, list[Backup]], ...]
+    forbidden_folder_ids: frozenset[str]
+
+
+def default_cloud(anchor: datetime) -> Cloud:
+    """The cloud that holds the default folder."""
+    return Cloud(
+        id=DEFAULT_CLOUD_ID,
+        created_at=anchor - timedelta(days=900),
+        name="production",
+        organization_id=DEFAULT_ORGANIZATION_ID,
+    )
+
+
+def default_folder(folder_id: str, anchor: datetime) -> Folder:
+    """The folder `clusters=` seeds, in the default cloud."""
+    return Folder(
+        id=folder_id,
+        cloud_id=DEFAULT_CLOUD_ID,
+        created_at=anchor - timedelta(days=800),
+        name="default",
+        status=FolderStatus.ACTIVE,
+    )
+
+
+# (cloud index, folder name, status, clusters): the shapes discovery meets.
+_LAYOUT = (
+    (0, "databases", FolderStatus.ACTIVE, 3),
+    (0, "retired", FolderStatus.PENDING_DELETION, 2),
+    (1, "staging", FolderStatus.ACTIVE, 3),
+    (1, "restricted", FolderStatus.ACTIVE, 2),
+    (1, "sandbox", FolderStatus.ACTIVE, 0),
+)
+
+
+def organization(*, seed: int, anchor: datetime) -> Organization:
+    """Two clouds beside the default folder: five more folders, one of them not
+    `ACTIVE`, one (`FORBIDDEN_FOLDER_ID`) whose clusters cannot be listed, one empty."""
+    clouds = (
+        default_cloud(anchor),
+        Cloud(
+            id="b1gemulatorcloud0001",
+            created_at=anchor - timedelta(days=600),
+            name="staging",
+            organization_id=DEFAULT_ORGANIZATION_ID,
+        ),
+    )
+    folders = []
+    clusters: list[tuple[Cluster, list[Backup]]] = []
+    for index, (cloud, name, status, count) in enumerate(_LAYOUT, start=1):
+        folder = Folder(
+            id=f"b1gemulatorfolder{index:03d}",
+            cloud_id=clouds[cloud].id,
+            created_at=anchor - timedelta(days=500 - index),
+            name=name,
+            status=status,
+        )
+        folders.append(folder)
+        clusters += synthetic_clusters(
+            count,
+            seed=seed + index,
+            folder_id=folder.id,
+            anchor=anchor,
+            backups_per_cluster=None,
+            name_prefix=name,
+        )
+    return Organization(clouds, tuple(folders), tuple(clusters), frozenset({FORBIDDEN_FOLDER_ID}))

@@ -22,12 +22,21 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from ..aio import AsyncClosing, serve
 from ..auth import IAM_TOKENS_PATH, METADATA_TOKEN_PATH
 from ..calls import CALLS
-from ..models import Backup, Cluster
+from ..limits import MAX_PAGE_SIZE, SERVER_DEFAULT_PAGE_SIZE
+from ..models import Backup, Cloud, Cluster, Folder
 from .api import Api
 from .encoding import dumps
 from .faults import CHAOS, ApiFailure, Fault, cut_off, status_response
 from .iam import Iam
-from .seed import DEFAULT_FOLDER_ID, complete_backups, synthetic_clusters, this_hour
+from .seed import (
+    DEFAULT_FOLDER_ID,
+    complete_backups,
+    default_cloud,
+    default_folder,
+    synthetic_clusters,
+    this_hour,
+)
+from .seed import organization as seed_organization
 from .store import Store
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,6 +73,12 @@ class Emulator(AsyncClosing):
     that share of API requests fail at random (seeded by `fault_seed`) in every way
     `CHAOS` lists; `faults_served` counts them.
 
+    It plays Resource Manager too: the folder is in a cloud, `DEFAULT_CLOUD_ID`. With
+    `organization`, two clouds of `DEFAULT_ORGANIZATION_ID` hold five more folders with
+    clusters of their own: one folder not `ACTIVE`, one (`FORBIDDEN_FOLDER_ID`) whose
+    `Cluster.list` answers 403, one empty. A list request without `pageSize` gets
+    `default_page_size` items, and no page holds more than `max_page_size`.
+
     It also plays the IAM token exchange (`POST /iam/v1/tokens`: a JWT signed by a key
     given to `add_service_account_key`, verified in full, or an OAuth token in
     `oauth_tokens`) and the VM metadata service, issuing tokens that live
@@ -88,6 +103,9 @@ class Emulator(AsyncClosing):
         fault_rate: float = 0.0,
         fault_seed: int = 0,
         complete: bool = False,
+        organization: bool = False,
+        default_page_size: int = SERVER_DEFAULT_PAGE_SIZE,
+        max_page_size: int = MAX_PAGE_SIZE,
     ) -> None:
         self.latency = latency
         self.fault_rate = fault_rate
@@ -97,7 +115,12 @@ class Emulator(AsyncClosing):
         self._stalls = asyncio.Event()  # set on stop: stalled answers then end
         self.store = Store()
         self.iam = Iam(tokens)
-        self.api = Api(self.store, listing_size=listing_size)
+        self.api = Api(
+            self.store,
+            listing_size=listing_size,
+            default_page_size=default_page_size,
+            max_page_size=max_page_size,
+        )
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -105,13 +128,25 @@ class Emulator(AsyncClosing):
         self._arrivals = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
-        for cluster, backups in synthetic_clusters(
+        anchor = anchor or this_hour()
+        seeded = synthetic_clusters(
             clusters,
             seed=seed,
             folder_id=folder_id,
-            anchor=anchor or this_hour(),
+            anchor=anchor,
             backups_per_cluster=backups_per_cluster,
-        ):
+        )
+        self.store.add_cloud(default_cloud(anchor))
+        self.store.add_folder(default_folder(folder_id, anchor))
+        if organization:
+            org = seed_organization(seed=seed, anchor=anchor)
+            for cloud in org.clouds:
+                self.store.add_cloud(cloud)
+            for folder in org.folders:
+                self.store.add_folder(folder)
+            self.store.forbidden_folders |= org.forbidden_folder_ids
+            seeded += org.clusters
+        for cluster, backups in seeded:
             self.add_cluster(cluster, complete_backups(backups) if complete else backups)
 
     # State and knobs
@@ -120,6 +155,16 @@ class Emulator(AsyncClosing):
     def clusters(self) -> dict[str, Cluster]:
         """The clusters served, by id."""
         return self.store.clusters
+
+    @property
+    def clouds(self) -> dict[str, Cloud]:
+        """The clouds served, by id."""
+        return self.store.clouds
+
+    @property
+    def folders(self) -> dict[str, Folder]:
+        """The folders served, by id."""
+        return self.store.folders
 
     @property
     def cluster_ids(self) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import wire
-from ..models import Backup, Cluster
+from ..models import Backup, Cloud, Cluster, Folder
 from .encoding import to_wire
 from .seed import DEFAULT_FOLDER_ID
 
@@ -14,13 +14,27 @@ Encoded = dict[str, Any]
 
 
 class Store:
-    """Clusters and their backups; backups are kept encoded, served as they are."""
+    """Clouds, folders, clusters and their backups; backups are kept encoded, served as
+    they are. `forbidden_folders` are the folders whose clusters cannot be listed."""
 
     def __init__(self) -> None:
+        self.clouds: dict[str, Cloud] = {}
+        self.folders: dict[str, Folder] = {}
+        self.forbidden_folders: set[str] = set()
         self.clusters: dict[str, Cluster] = {}
         self._backups: dict[str, list[Encoded]] = {}
         self._backups_by_id: dict[str, Encoded] = {}
         self._by_folder: dict[str, tuple[list[Encoded], list[Encoded]]] = {}
+
+    def add_cloud(self, cloud: Cloud) -> Cloud:
+        """Add (or replace) a cloud."""
+        self.clouds[cloud.id] = cloud
+        return cloud
+
+    def add_folder(self, folder: Folder) -> Folder:
+        """Add (or replace) a folder."""
+        self.folders[folder.id] = folder
+        return folder
 
     def add_cluster(
         self, cluster: Cluster | str, backups: Iterable[Backup | Mapping[str, Any]] = ()
