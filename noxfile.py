@@ -53,5 +53,12 @@ def bench(session: nox.Session) -> None:
     pydantic and msgspec are installed here only, as the peers `cpu.py` measures.
     """
     session.install("-e", ".", "pydantic>=2", "msgspec")
-    for script in ("prefetch.py", "fanout.py", "cpu.py", "memory.py", "scale.py"):
+    for script in (
+        "prefetch.py",
+        "fanout.py",
+        "cpu.py",
+        "memory.py",
+        "scale.py",
+        "organization.py",
+    ):
         session.run("python", f"benchmarks/{script}")

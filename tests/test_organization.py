@@ -303,3 +303,12 @@ async def test_the_cli_takes_a_resource_manager_endpoint(org: Emulator) -> None:
         )
     assert len(result.stdout.splitlines()) == 2
     assert other.requests == []
+
+
+def test_the_emulator_command_serves_an_organization() -> None:
+    from pg_backups_async.emulator import emulator_process
+
+    with emulator_process("--organization") as (url, _):
+        result = run_cli("clusters", "--all-clouds", "--endpoint", url, "--format", "jsonl")
+    assert result.returncode == 2  # the folder whose clusters answer 403
+    assert len(result.stdout.splitlines()) == 4 + 6

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 
-from . import DEFAULT_FOLDER_ID, Emulator
+from . import DEFAULT_FOLDER_ID, DEFAULT_ORGANIZATION_ID, Emulator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,12 +42,40 @@ def _parser() -> argparse.ArgumentParser:
         help="repeat each cluster's backups to N in its listing (for benchmarks)",
     )
     parser.add_argument(
+        "--organization",
+        action="store_true",
+        help="seed an organization: two clouds, five more folders (one not ACTIVE, one "
+        "whose clusters cannot be listed, one empty)",
+    )
+    parser.add_argument(
+        "--organization-shape",
+        type=_shape,
+        default=None,
+        metavar="CxFxK",
+        help="seed C clouds of F folders of K clusters each instead (for benchmarks)",
+    )
+    parser.add_argument(
+        "--backups-page-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="no page of backups holds more than N (for benchmarks: more pages)",
+    )
+    parser.add_argument(
         "--complete-backups",
         action="store_true",
         help="every field on every completed backup, nanosecond timestamps on every other "
         "one: the heaviest answers (for benchmarks)",
     )
     return parser
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        clouds, folders, clusters = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a shape such as 5x40x25") from None
+    return clouds, folders, clusters
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -59,6 +87,9 @@ async def _serve(args: argparse.Namespace) -> None:
         latency=args.latency,
         listing_size=args.listing_size,
         complete=args.complete_backups,
+        organization=args.organization,
+        organization_shape=args.organization_shape,
+        backups_page_size=args.backups_page_size,
     )
     await emulator.start(args.host, args.port)
     try:
@@ -67,11 +98,16 @@ async def _serve(args: argparse.Namespace) -> None:
             print(f"  cluster {cluster_id}: {emulator.backup_count(cluster_id)} backups")
         if len(emulator.cluster_ids) > 10:
             print(f"  ... and {len(emulator.cluster_ids) - 10} more clusters")
-        print(f"folder {args.folder_id}: {len(emulator.cluster_ids)} clusters")
-        print(
-            "try: YC_IAM_TOKEN=any pg-backups inventory "
-            f"--endpoint {emulator.url} --folder-id {args.folder_id}"
-        )
+        if len(emulator.folders) > 1:
+            print(
+                f"organization {DEFAULT_ORGANIZATION_ID}: {len(emulator.clouds)} clouds, "
+                f"{len(emulator.folders)} folders, {len(emulator.cluster_ids)} clusters"
+            )
+            where = "--all-clouds"
+        else:
+            print(f"folder {args.folder_id}: {len(emulator.cluster_ids)} clusters")
+            where = f"--folder-id {args.folder_id}"
+        print(f"try: YC_IAM_TOKEN=any pg-backups inventory --endpoint {emulator.url} {where}")
         print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
     finally:

@@ -40,8 +40,10 @@ class Api:
         listing_size: int | None = None,
         default_page_size: int = SERVER_DEFAULT_PAGE_SIZE,
         max_page_size: int = MAX_PAGE_SIZE,
+        backups_page_size: int | None = None,
     ) -> None:
         self.store = store
+        self.backups_page_size = backups_page_size
         self.listing_size = listing_size
         self.default_page_size = default_page_size
         self.max_page_size = max_page_size
@@ -65,6 +67,7 @@ class Api:
         if len(cluster_id) > MAX_ID_LENGTH:
             raise ApiFailure(400, f"clusterId: the length must be at most {MAX_ID_LENGTH}")
         page_size, offset = self._paging(request)
+        page_size = min(page_size, self.backups_page_size or page_size)
         backups = self.store.encoded_backups(cluster_id)
         if backups is None:
             raise ApiFailure(404, f"Cluster {cluster_id} not found")

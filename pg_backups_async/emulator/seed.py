@@ -228,3 +228,46 @@ def organization(*, seed: int, anchor: datetime) -> Organization:
             name_prefix=name,
         )
     return Organization(clouds, tuple(folders), tuple(clusters), frozenset({FORBIDDEN_FOLDER_ID}))
+
+
+def organization_of_shape(
+    clouds: int,
+    folders_per_cloud: int,
+    clusters_per_folder: int,
+    *,
+    seed: int,
+    anchor: datetime,
+    backups_per_cluster: int | None,
+) -> Organization:
+    """An organization of that shape, every folder `ACTIVE` (for benchmarks); its clouds
+    come after the default one."""
+    cloud_list = tuple(
+        Cloud(
+            id=f"b1gemulatorcloud{n:04d}",
+            created_at=anchor - timedelta(days=600),
+            name=f"cloud-{n:04d}",
+            organization_id=DEFAULT_ORGANIZATION_ID,
+        )
+        for n in range(1, clouds + 1)
+    )
+    folders = []
+    clusters: list[tuple[Cluster, list[Backup]]] = []
+    for c, cloud in enumerate(cloud_list):
+        for f in range(folders_per_cloud):
+            index = c * folders_per_cloud + f
+            folder = Folder(
+                id=f"b1gemulatorfolder{1000 + index:03d}",
+                cloud_id=cloud.id,
+                name=f"folder-{index:04d}",
+                status=FolderStatus.ACTIVE,
+            )
+            folders.append(folder)
+            clusters += synthetic_clusters(
+                clusters_per_folder,
+                seed=seed * 100_000 + index + 1,
+                folder_id=folder.id,
+                anchor=anchor,
+                backups_per_cluster=backups_per_cluster,
+                name_prefix=folder.name,
+            )
+    return Organization(cloud_list, tuple(folders), tuple(clusters), frozenset())

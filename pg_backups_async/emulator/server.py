@@ -33,6 +33,7 @@ from .seed import (
     complete_backups,
     default_cloud,
     default_folder,
+    organization_of_shape,
     synthetic_clusters,
     this_hour,
 )
@@ -77,7 +78,10 @@ class Emulator(AsyncClosing):
     `organization`, two clouds of `DEFAULT_ORGANIZATION_ID` hold five more folders with
     clusters of their own: one folder not `ACTIVE`, one (`FORBIDDEN_FOLDER_ID`) whose
     `Cluster.list` answers 403, one empty. A list request without `pageSize` gets
-    `default_page_size` items, and no page holds more than `max_page_size`.
+    `default_page_size` items, and no page holds more than `max_page_size` (nor, of
+    backups, than `backups_page_size`). `organization_shape`, (clouds, folders per
+    cloud, clusters per folder), seeds an organization of that shape instead, every
+    folder `ACTIVE`, beside the default folder.
 
     It also plays the IAM token exchange (`POST /iam/v1/tokens`: a JWT signed by a key
     given to `add_service_account_key`, verified in full, or an OAuth token in
@@ -104,8 +108,10 @@ class Emulator(AsyncClosing):
         fault_seed: int = 0,
         complete: bool = False,
         organization: bool = False,
+        organization_shape: tuple[int, int, int] | None = None,
         default_page_size: int = SERVER_DEFAULT_PAGE_SIZE,
         max_page_size: int = MAX_PAGE_SIZE,
+        backups_page_size: int | None = None,
     ) -> None:
         self.latency = latency
         self.fault_rate = fault_rate
@@ -120,6 +126,7 @@ class Emulator(AsyncClosing):
             listing_size=listing_size,
             default_page_size=default_page_size,
             max_page_size=max_page_size,
+            backups_page_size=backups_page_size,
         )
         self.requests: list[RecordedRequest] = []
         self.in_flight = 0
@@ -138,8 +145,17 @@ class Emulator(AsyncClosing):
         )
         self.store.add_cloud(default_cloud(anchor))
         self.store.add_folder(default_folder(folder_id, anchor))
-        if organization:
-            org = seed_organization(seed=seed, anchor=anchor)
+        if organization or organization_shape is not None:
+            org = (
+                seed_organization(seed=seed, anchor=anchor)
+                if organization_shape is None
+                else organization_of_shape(
+                    *organization_shape,
+                    seed=seed,
+                    anchor=anchor,
+                    backups_per_cluster=backups_per_cluster,
+                )
+            )
             for cloud in org.clouds:
                 self.store.add_cloud(cloud)
             for folder in org.folders:
