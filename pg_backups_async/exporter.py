@@ -1,152 +1,117 @@
 """`pg-backups exporter`: backup freshness as Prometheus metrics.
 
 A collection runs the inventory (bounded fan-out, retry budget, rate limit) every
-`interval` seconds in the background; a scrape of `/metrics` serves the last snapshot
-and never calls the API. A collection that fails as a whole keeps the last good values
-and counts the failure. Needs `prometheus_client` (the `exporter` extra).
+`interval` seconds in the background; a scrape of `/metrics` serves the last values
+and never calls the API. A collection that fails as a whole keeps the last values and
+counts the failure; a cluster whose listing fails keeps its last values, marked down.
+Each failed collection, and the recovery, is one warning in the log. Needs
+`prometheus_client` (the `exporter` extra).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
+import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 from aiohttp import web
 
-from .aio import serve
 from .client import BackupsClient
 from .errors import ApiError
+from .exposition import ClusterState, RequestCounter, build_info, carry, cluster_families
 from .inventory import DEFAULT_STALE_AFTER
+from .logformat import EXPORTER_LOGGER
 from .models import ClusterInventory
 from .sanitize import printable
+from .webconfig import WebConfig, basic_auth
 
-log = logging.getLogger("pg_backups_async")
+log = logging.getLogger(EXPORTER_LOGGER)
 
 DEFAULT_LISTEN = "127.0.0.1:10183"
 """Outside 9100-9999, the range Prometheus allocates to exporters, which is full."""
 DEFAULT_INTERVAL = 300.0
+MIN_INTERVAL = 1.0
+"""Shorter intervals would hammer the API."""
+_SHOWN = 3  # failed clusters named in a warning
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.platform_collector import PlatformCollector
+    from prometheus_client.process_collector import ProcessCollector
     from prometheus_client.registry import CollectorRegistry
 except ImportError:  # pragma: no cover - exercised where the extra is not installed
     MISSING = "the exporter needs prometheus_client: pip install 'pg-backups-async[exporter]'"
 else:
     MISSING = ""
 
+_LANDING = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>pg-backups exporter</title></head>
+<body><h1>pg-backups exporter</h1>
+<p>Backup freshness of Managed PostgreSQL clusters, version {version}.</p>
+<ul><li><a href="metrics">/metrics</a>: the metrics</li>
+<li><a href="healthz">/healthz</a>: 200 once a collection has succeeded, 503 while the
+last one failed</li></ul></body></html>
+"""
+
 
 @attrs.frozen
 class Snapshot:
-    """One collection's result, as the metrics serve it."""
+    """The last successful collection: its lines, as the inventory gave them."""
 
     lines: tuple[ClusterInventory, ...]
     finished_at: float  # seconds since the epoch
     duration: float  # seconds
 
 
-def _seconds(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
-
-
-def metric_families(snapshot: Snapshot | None, errors: int) -> Iterator[Any]:
-    """The metric families for a snapshot (none before the first) and the error count."""
-    failures = CounterMetricFamily(
+def metric_families(
+    clusters: Iterable[ClusterState],
+    snapshot: Snapshot | None,
+    errors: int,
+    *,
+    now: float,
+    interval: float,
+    stale_after: timedelta | None = None,
+    requests: RequestCounter | None = None,
+) -> Iterator[Any]:
+    """What a scrape shows besides the process metrics, with ages taken at `now`."""
+    if snapshot is not None:
+        yield from cluster_families(clusters, now=now, stale_after=stale_after)
+        yield GaugeMetricFamily(
+            "pg_backups_collect_timestamp_seconds",
+            "When the last successful collection finished.",
+            value=snapshot.finished_at,
+        )
+        yield GaugeMetricFamily(
+            "pg_backups_collect_duration_seconds",
+            "How long the last successful collection took.",
+            value=snapshot.duration,
+        )
+    yield GaugeMetricFamily(
+        "pg_backups_collect_interval_seconds", "The time between collections.", value=interval
+    )
+    yield CounterMetricFamily(
         "pg_backups_collect_errors", "Collections that failed as a whole.", value=errors
     )
-    if snapshot is None:
-        yield failures
-        return
-    per_cluster = {
-        "info": GaugeMetricFamily(
-            "pg_backups_cluster_info",
-            "1 for each cluster found.",
-            labels=["cluster_id", "cluster_name", "folder_id", "environment"],
-        ),
-        "up": GaugeMetricFamily(
-            "pg_backups_cluster_up",
-            "1 if the cluster's backups were listed in the last collection, else 0.",
-            labels=["cluster_id"],
-        ),
-        "backups": GaugeMetricFamily(
-            "pg_backups_backups", "Backups by status.", labels=["cluster_id", "status"]
-        ),
-        "done_size": GaugeMetricFamily(
-            "pg_backups_done_size_bytes",
-            "Total size of the completed backups.",
-            labels=["cluster_id"],
-        ),
-        "last_done": GaugeMetricFamily(
-            "pg_backups_last_done_timestamp_seconds",
-            "When the newest completed backup completed.",
-            labels=["cluster_id"],
-        ),
-        "last_duration": GaugeMetricFamily(
-            "pg_backups_last_done_duration_seconds",
-            "How long the newest completed backup took.",
-            labels=["cluster_id"],
-        ),
-        "oldest_done": GaugeMetricFamily(
-            "pg_backups_oldest_done_timestamp_seconds",
-            "When the oldest completed backup completed: where the restore window starts.",
-            labels=["cluster_id"],
-        ),
-        "stale": GaugeMetricFamily(
-            "pg_backups_stale",
-            "1 if there is no completed backup younger than --stale-after, else 0.",
-            labels=["cluster_id"],
-        ),
-    }
-    for line in snapshot.lines:
-        cluster = [line.cluster_id]
-        per_cluster["info"].add_metric(
-            [line.cluster_id, line.name, line.folder_id, line.environment.name], 1
-        )
-        per_cluster["up"].add_metric(cluster, 0 if line.error is not None else 1)
-        if line.error is not None:
-            continue
-        for status, count in sorted(line.status_counts.items()):
-            per_cluster["backups"].add_metric([line.cluster_id, status], count)
-        per_cluster["done_size"].add_metric(cluster, line.done_size)
-        optional = (
-            ("last_done", _seconds(line.newest_done_at)),
-            ("oldest_done", _seconds(line.oldest_done_at)),
-            (
-                "last_duration",
-                line.newest_done_duration.total_seconds()
-                if line.newest_done_duration is not None
-                else None,
-            ),
-        )
-        for key, value in optional:
-            if value is not None:
-                per_cluster[key].add_metric(cluster, value)
-        per_cluster["stale"].add_metric(cluster, 1 if line.stale else 0)
-    yield from per_cluster.values()
-    yield GaugeMetricFamily(
-        "pg_backups_collect_timestamp_seconds",
-        "When the last collection finished.",
-        value=snapshot.finished_at,
-    )
-    yield GaugeMetricFamily(
-        "pg_backups_collect_duration_seconds",
-        "How long the last collection took.",
-        value=snapshot.duration,
-    )
-    yield failures
+    if requests is not None:
+        yield requests.family()
+    yield build_info()
 
 
 class Exporter:
     """Collects an inventory every `interval` seconds and serves it as metrics.
 
-    `collect()` runs one collection; `start(host, port)` serves `/metrics` and
-    `/healthz` and collects in the background until `stop()`.
+    `collect()` runs one collection; `start(host, port)` serves `/`, `/metrics` and
+    `/healthz` and collects in the background until `stop()`. `requests` (or a new
+    `RequestCounter`, at `on_attempt`) counts the client's HTTP attempts when the
+    client was made with `on_attempt=` it.
     """
 
     def __init__(
@@ -159,9 +124,16 @@ class Exporter:
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         concurrency: int = 16,
         on_collected: Callable[[Exporter], object] | None = None,
+        requests: RequestCounter | None = None,
     ) -> None:
         if MISSING:
             raise RuntimeError(MISSING)
+        if not (math.isfinite(interval) and interval >= MIN_INTERVAL):
+            raise ValueError(f"interval must be at least {MIN_INTERVAL:g} s, not {interval!r}")
+        if stale_after <= timedelta(0):
+            raise ValueError(f"stale_after must be positive, not {stale_after}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency!r}")
         self._client = client
         self._folder_ids = list(folder_ids)
         self._cluster_ids = list(cluster_ids)
@@ -169,9 +141,13 @@ class Exporter:
         self._stale_after = stale_after
         self._concurrency = concurrency
         self.snapshot: Snapshot | None = None
+        self.clusters: dict[str, ClusterState] = {}
+        """What the metrics show of each cluster: last known values stay."""
         self.errors = 0
         self.last_error: str | None = None
+        self.requests = requests if requests is not None else RequestCounter()
         self._on_collected = on_collected
+        self._failing = False  # whether the last collection failed in any part
         self.collections = 0
         """Collections finished, successful or not."""
         self._stopping = asyncio.Event()
@@ -179,11 +155,16 @@ class Exporter:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
+    @property
+    def on_attempt(self) -> RequestCounter:
+        """The hook to pass as `BackupsClient(on_attempt=...)`."""
+        return self.requests
+
     async def collect(self) -> None:
-        """One collection: a new snapshot, or (on failure) the old one and one more error."""
+        """One collection: new values, or (on failure) the old ones and one more error."""
         started = time.monotonic()
         try:
-            lines = await self._client.inventory(
+            result = await self._client.inventory(
                 folder_ids=self._folder_ids,
                 cluster_ids=self._cluster_ids,
                 concurrency=self._concurrency,
@@ -192,25 +173,75 @@ class Exporter:
             )
         except ApiError as error:
             self.errors += 1
-            self.last_error = f"{type(error).__name__}: {error}"
-            log.warning(
-                "collection failed, keeping the last values: %s", printable(self.last_error)
-            )
+            self.last_error = printable(f"{type(error).__name__}: {error}")
+            self._failing = True
+            log.warning("collection failed, keeping the last values: %s", self.last_error)
         else:
+            now = time.time()
+            failed_folders = {f.folder_id for f in getattr(result, "failures", ())}
+            lines = tuple(result)
+            self.clusters = carry(self.clusters, lines, failed_folders, now)
             self.last_error = None
-            self.snapshot = Snapshot(tuple(lines), time.time(), time.monotonic() - started)
+            self.snapshot = Snapshot(lines, now, time.monotonic() - started)
+            self._report(lines, failed_folders)
         self.collections += 1
         if self._on_collected is not None:
             self._on_collected(self)
 
-    def collect_metrics(self) -> Iterable[Any]:
-        """What a scrape shows (a prometheus_client collector's `collect`)."""
-        return metric_families(self.snapshot, self.errors)
+    def _report(self, lines: Sequence[ClusterInventory], failed_folders: set[str]) -> None:
+        failed = [line for line in lines if line.error is not None]
+        if not failed and not failed_folders:
+            if self._failing:
+                log.warning("collection recovered: all %d clusters listed", len(lines))
+            self._failing = False
+            return
+        self._failing = True
+        parts = []
+        if failed:
+            named = ", ".join(
+                f"{line.cluster_id} ({type(line.error).__name__}: {line.error})"
+                for line in failed[:_SHOWN]
+            )
+            more = f" and {len(failed) - _SHOWN} more" if len(failed) > _SHOWN else ""
+            parts.append(f"{len(failed)} of {len(lines)} clusters not listed: {named}{more}")
+        if failed_folders:
+            parts.append(f"folders not listed: {', '.join(sorted(failed_folders))}")
+        log.warning(
+            "collection incomplete, keeping the last values: %s", printable("; ".join(parts))
+        )
 
-    def app(self) -> web.Application:
-        """The web application: `/metrics` and `/healthz`."""
+    def collect_metrics(self) -> Iterable[Any]:
+        """What a scrape shows (a prometheus_client collector's `collect`), the process
+        metrics aside."""
+        return metric_families(
+            self.clusters.values(),
+            self.snapshot,
+            self.errors,
+            now=time.time(),
+            interval=self._interval,
+            stale_after=self._stale_after,
+            requests=self.requests,
+        )
+
+    def registry(self) -> CollectorRegistry:
+        """A registry with the exporter's metrics and its own process metrics."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self))
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        return registry
+
+    def app(self, users: Mapping[str, bytes] | None = None) -> web.Application:
+        """The web application: `/`, `/metrics` and `/healthz`, behind basic auth when
+        `users` (names to bcrypt hashes) are given."""
+        from . import __version__
+
+        registry = self.registry()
+
+        async def landing(request: web.Request) -> web.Response:
+            return web.Response(
+                text=_LANDING.format(version=html.escape(__version__)), content_type="text/html"
+            )
 
         async def metrics(request: web.Request) -> web.Response:
             return web.Response(
@@ -226,14 +257,33 @@ class Exporter:
                 )
             return web.Response(text="ok\n")
 
-        app = web.Application()
+        app = web.Application(middlewares=[basic_auth(users)] if users else [])
+        app.router.add_get("/", landing)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/healthz", healthz)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 10183) -> str:
-        """Serve on host:port (0: a free port) and collect in the background; the URL."""
-        self._runner, self.url = await serve(self.app(), host, port)
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 10183, *, web_config: WebConfig | None = None
+    ) -> str:
+        """Serve on host:port (0: a free port) and collect in the background; the URL.
+
+        `web_config` (from `load_web_config`) adds TLS and basic auth; without it, plain
+        HTTP.
+        """
+        config = web_config if web_config is not None else WebConfig()
+        runner = web.AppRunner(self.app(config.users), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=config.ssl_context).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        scheme = "https" if config.ssl_context is not None else "http"
+        self.url = f"{scheme}://{shown}:{bound_port}"
         self._loop_task = asyncio.create_task(self._run(), name="pg-backups-async exporter")
         return self.url
 
@@ -256,6 +306,7 @@ class Exporter:
             except Exception:  # a bug: counted and logged, and the next collection runs
                 self.errors += 1
                 self.last_error = "an unexpected error (see the log)"
+                self._failing = True
                 log.exception("collection failed unexpectedly, keeping the last values")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
