@@ -45,9 +45,11 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
-class _ExporterOnly(logging.Filter):
+class _NoRetryDetails(logging.Filter):
+    """Drops the retry layer's give-ups: the exporter's warning sums them up."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name == EXPORTER_LOGGER
+        return record.name == EXPORTER_LOGGER or record.module != "retry"
 
 
 def log_handler(
@@ -55,8 +57,10 @@ def log_handler(
 ) -> logging.Handler:
     """A handler for the `pg_backups_async` logger: to `stream` (stderr by default).
 
-    Without `verbose`: the exporter's warnings only (a failed collection, its recovery),
-    one line each. With it: every record, debug included.
+    Without `verbose`: warnings, such as a failed collection and its recovery, one line
+    each; the retry layer's give-ups are left out, as the collection's warning names
+    what failed. With it: every record, debug included (set the logger's level to
+    DEBUG too).
     """
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -64,5 +68,5 @@ def log_handler(
         handler.setLevel(logging.DEBUG)
     else:
         handler.setLevel(logging.WARNING)
-        handler.addFilter(_ExporterOnly())
+        handler.addFilter(_NoRetryDetails())
     return handler

@@ -501,24 +501,33 @@ async def test_a_failed_collection_and_its_recovery_are_one_warning_each(
     assert messages[3] == "collection recovered: all 4 clusters listed"
 
 
-def test_the_log_handler_shows_the_exporters_warnings_only_unless_verbose() -> None:
+def test_the_log_handler_leaves_out_retry_details_unless_verbose() -> None:
     def emit(handler: logging.Handler) -> list[str]:
         stream = io.StringIO()
         handler.setStream(stream)  # type: ignore[attr-defined]
-        for name, level, text in (
-            ("pg_backups_async.exporter", logging.WARNING, "collection failed: a\nb"),
-            ("pg_backups_async", logging.WARNING, "giving up after 3 attempts"),
-            ("pg_backups_async", logging.DEBUG, "retrying after 0.1 s"),
+        for name, path, level, text in (
+            (
+                "pg_backups_async.exporter",
+                "exporter.py",
+                logging.WARNING,
+                "collection failed: a\nb",
+            ),
+            ("pg_backups_async", "retry.py", logging.WARNING, "giving up after 3 attempts"),
+            ("pg_backups_async", "retry.py", logging.DEBUG, "retrying after 0.1 s"),
+            ("pg_backups_async", "auth.py", logging.WARNING, "keeping the current IAM token"),
         ):
-            record = logging.LogRecord(name, level, __file__, 1, text, None, None)
-            if handler.filter(record) and level >= handler.level:
+            record = logging.LogRecord(name, level, f"/x/{path}", 1, text, None, None)
+            if level >= handler.level:
                 handler.handle(record)
         return stream.getvalue().splitlines()
 
-    assert emit(log_handler()) == ["pg-backups: collection failed: a\\nb"]
-    assert len(emit(log_handler(verbose=True))) == 3
+    assert emit(log_handler()) == [
+        "pg-backups: collection failed: a\\nb",
+        "pg-backups: keeping the current IAM token",
+    ]
+    assert len(emit(log_handler(verbose=True))) == 4
     lines = emit(log_handler(fmt="json"))
-    assert len(lines) == 1
+    assert len(lines) == 2
     entry = json.loads(lines[0])
     assert entry["level"] == "warning"
     assert entry["logger"] == "pg_backups_async.exporter"
