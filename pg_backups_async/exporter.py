@@ -244,9 +244,10 @@ class Exporter:
             )
 
         async def metrics(request: web.Request) -> web.Response:
-            return web.Response(
-                body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
+            # Rendering takes ~0.13 ms a cluster: in a thread, so that collections and
+            # other requests go on meanwhile. What it reads is replaced, never changed.
+            body = await asyncio.to_thread(generate_latest, registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         async def healthz(request: web.Request) -> web.Response:
             if self.snapshot is None and self.last_error is None:

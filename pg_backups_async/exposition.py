@@ -84,7 +84,8 @@ class RequestCounter:
             "HTTP attempts to the API by call and status code (error: no answer).",
             labels=["call", "code"],
         )
-        for (call, code), count in sorted(self.counts.items()):
+        # A copy first: a scrape reads it in a thread while the event loop counts.
+        for (call, code), count in sorted(dict(self.counts).items()):
             family.add_metric([call, code], count)
         return family
 

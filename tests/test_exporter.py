@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -616,3 +617,25 @@ def test_the_info_metric_carries_a_cloud_id_when_lines_have_one() -> None:
         "cluster_environment": "UNSPECIFIED",
         "cloud_id": "b1gcloud",
     }
+
+
+async def test_a_scrape_renders_off_the_event_loop(
+    exporter: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rendering waits for a callback it hands the event loop: were it rendering on
+    # the loop, the callback could not run until it returned.
+    loop = asyncio.get_running_loop()
+    render = exporter.collect_metrics
+    blocked = []
+
+    def waiting() -> Any:
+        loop_ran = threading.Event()
+        loop.call_soon_threadsafe(loop_ran.set)
+        if not loop_ran.wait(5.0):
+            blocked.append(True)
+        return render()
+
+    monkeypatch.setattr(exporter, "collect_metrics", waiting)
+    samples = await _scrape(exporter.url)
+    assert samples["pg_backups_cluster_up"]
+    assert blocked == []
