@@ -178,19 +178,28 @@ class Exporter:
             log.warning("collection failed, keeping the last values: %s", self.last_error)
         else:
             now = time.time()
-            failed_folders = {f.folder_id for f in getattr(result, "failures", ())}
+            # After discovery across clouds, inventory() says which folders, or whole
+            # clouds, could not be listed: their clusters keep their last values.
+            failures = list(getattr(result, "failures", ()))
+            failed_folders = {f.folder_id for f in failures if f.folder_id}
+            failed_clouds = {f.cloud_id for f in failures if f.cloud_id and not f.folder_id}
             lines = tuple(result)
-            self.clusters = carry(self.clusters, lines, failed_folders, now)
+            self.clusters = carry(self.clusters, lines, failed_folders, now, failed_clouds)
             self.last_error = None
             self.snapshot = Snapshot(lines, now, time.monotonic() - started)
-            self._report(lines, failed_folders)
+            self._report(lines, failed_folders, failed_clouds)
         self.collections += 1
         if self._on_collected is not None:
             self._on_collected(self)
 
-    def _report(self, lines: Sequence[ClusterInventory], failed_folders: set[str]) -> None:
+    def _report(
+        self,
+        lines: Sequence[ClusterInventory],
+        failed_folders: set[str],
+        failed_clouds: set[str],
+    ) -> None:
         failed = [line for line in lines if line.error is not None]
-        if not failed and not failed_folders:
+        if not failed and not failed_folders and not failed_clouds:
             if self._failing:
                 log.warning("collection recovered: all %d clusters listed", len(lines))
             self._failing = False
@@ -206,6 +215,8 @@ class Exporter:
             parts.append(f"{len(failed)} of {len(lines)} clusters not listed: {named}{more}")
         if failed_folders:
             parts.append(f"folders not listed: {', '.join(sorted(failed_folders))}")
+        if failed_clouds:
+            parts.append(f"clouds not listed: {', '.join(sorted(failed_clouds))}")
         log.warning(
             "collection incomplete, keeping the last values: %s", printable("; ".join(parts))
         )

@@ -39,12 +39,14 @@ def carry(
     lines: Iterable[ClusterInventory],
     failed_folders: Collection[str],
     now: float,
+    failed_clouds: Collection[str] = (),
 ) -> dict[str, ClusterState]:
     """The state after a collection that gave `lines` at `now`.
 
     A cluster listed now takes its new line. One whose listing failed keeps its last
     successful line, marked down. One absent from `lines` is dropped, unless its folder
-    is in `failed_folders` (that folder could not be listed): then it is kept, down.
+    is in `failed_folders` (that folder could not be listed), or its cloud (a line's
+    `cloud_id`, where lines have one) in `failed_clouds`: then it is kept, down.
     """
     state: dict[str, ClusterState] = {}
     for line in lines:
@@ -56,7 +58,12 @@ def carry(
         else:
             state[line.cluster_id] = ClusterState(line, False, None)
     for cluster_id, old in previous.items():
-        if cluster_id not in state and old.line.folder_id in failed_folders:
+        if cluster_id in state:
+            continue
+        cloud_id = getattr(old.line, "cloud_id", "")
+        if (old.line.folder_id and old.line.folder_id in failed_folders) or (
+            cloud_id and cloud_id in failed_clouds
+        ):
             state[cluster_id] = attrs.evolve(old, up=False)
     return state
 

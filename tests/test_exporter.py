@@ -435,9 +435,9 @@ async def test_a_deleted_cluster_loses_its_series_at_the_next_collection(
 
 
 class _Failure:
-    def __init__(self, folder_id: str) -> None:
+    def __init__(self, folder_id: str, cloud_id: str = "b1gcloud") -> None:
         self.folder_id = folder_id
-        self.cloud_id = "b1gcloud"
+        self.cloud_id = cloud_id
 
 
 class _Result(list[pba.ClusterInventory]):
@@ -601,6 +601,18 @@ def test_carry_keeps_drops_and_marks_down() -> None:
     assert later["b"] == ClusterState(other, False, now)
     assert carry(later, [failed], set(), now + 2) == {"a": ClusterState(ok, False, now)}
     assert carry({}, [failed], set(), now) == {"a": ClusterState(failed, False, None)}
+
+
+def test_carry_keeps_the_clusters_of_a_cloud_that_cannot_be_listed() -> None:
+    @attrs.frozen
+    class _Line(pba.ClusterInventory):
+        cloud_id: str = ""
+
+    listed = _Line("a", folder_id="f1", cloud_id="cloud1")
+    other = _Line("b", folder_id="f2", cloud_id="cloud2")
+    state = carry({}, [listed, other], set(), 1.0)
+    later = carry(state, [], set(), 2.0, failed_clouds={"cloud1"})
+    assert later == {"a": ClusterState(listed, False, 1.0)}
 
 
 def test_the_info_metric_carries_a_cloud_id_when_lines_have_one() -> None:
