@@ -25,7 +25,16 @@ from aiohttp import web
 
 from .client import BackupsClient
 from .errors import ApiError
-from .exposition import ClusterState, RequestCounter, build_info, carry, cluster_families
+from .exposition import (
+    ClusterState,
+    Prerendered,
+    RequestCounter,
+    build_info,
+    carry,
+    cluster_families,
+    prerender,
+    scrape_time_text,
+)
 from .inventory import DEFAULT_STALE_AFTER
 from .logformat import EXPORTER_LOGGER
 from .models import ClusterInventory
@@ -72,7 +81,7 @@ class Snapshot:
 
 
 def metric_families(
-    clusters: Iterable[ClusterState],
+    clusters: Iterable[ClusterState] | None,
     snapshot: Snapshot | None,
     errors: int,
     *,
@@ -81,9 +90,11 @@ def metric_families(
     stale_after: timedelta | None = None,
     requests: RequestCounter | None = None,
 ) -> Iterator[Any]:
-    """What a scrape shows besides the process metrics, with ages taken at `now`."""
-    if snapshot is not None:
+    """What a scrape shows besides the process metrics, with ages taken at `now`; the
+    per-cluster families only with `clusters`."""
+    if snapshot is not None and clusters is not None:
         yield from cluster_families(clusters, now=now, stale_after=stale_after)
+    if snapshot is not None:
         yield GaugeMetricFamily(
             "pg_backups_collect_timestamp_seconds",
             "When the last successful collection finished.",
@@ -143,6 +154,7 @@ class Exporter:
         self.snapshot: Snapshot | None = None
         self.clusters: dict[str, ClusterState] = {}
         """What the metrics show of each cluster: last known values stay."""
+        self._prerendered: Prerendered | None = None
         self.errors = 0
         self.last_error: str | None = None
         self.requests = requests if requests is not None else RequestCounter()
@@ -185,6 +197,8 @@ class Exporter:
             failed_clouds = {f.cloud_id for f in failures if f.cloud_id and not f.folder_id}
             lines = tuple(result)
             self.clusters = carry(self.clusters, lines, failed_folders, now, failed_clouds)
+            # Rendered once a collection, in a thread: a scrape adds only the ages.
+            self._prerendered = await asyncio.to_thread(prerender, tuple(self.clusters.values()))
             self.last_error = None
             self.snapshot = Snapshot(lines, now, time.monotonic() - started)
             self._report(lines, failed_folders, failed_clouds)
@@ -221,11 +235,11 @@ class Exporter:
             "collection incomplete, keeping the last values: %s", printable("; ".join(parts))
         )
 
-    def collect_metrics(self) -> Iterable[Any]:
+    def collect_metrics(self, *, clusters: bool = True) -> Iterable[Any]:
         """What a scrape shows (a prometheus_client collector's `collect`), the process
-        metrics aside."""
+        metrics aside; without the per-cluster families unless `clusters`."""
         return metric_families(
-            self.clusters.values(),
+            self.clusters.values() if clusters else None,
             self.snapshot,
             self.errors,
             now=time.time(),
@@ -235,7 +249,8 @@ class Exporter:
         )
 
     def registry(self) -> CollectorRegistry:
-        """A registry with the exporter's metrics and its own process metrics."""
+        """A registry with the exporter's own metrics and process metrics; the
+        per-cluster ones are rendered once a collection (`scrape`)."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self))
         ProcessCollector(registry=registry)
@@ -257,7 +272,7 @@ class Exporter:
         async def metrics(request: web.Request) -> web.Response:
             # Rendering takes ~0.13 ms a cluster: in a thread, so that collections and
             # other requests go on meanwhile. What it reads is replaced, never changed.
-            body = await asyncio.to_thread(generate_latest, registry)
+            body = await asyncio.to_thread(self.scrape, registry)
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         async def healthz(request: web.Request) -> web.Response:
@@ -274,6 +289,14 @@ class Exporter:
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/healthz", healthz)
         return app
+
+    def scrape(self, registry: CollectorRegistry) -> bytes:
+        """The body of a scrape: `registry`'s metrics, then the per-cluster ones."""
+        body = generate_latest(registry)
+        prerendered = self._prerendered
+        if prerendered is not None:
+            body += scrape_time_text(prerendered, now=time.time(), stale_after=self._stale_after)
+        return body
 
     async def start(
         self, host: str = "127.0.0.1", port: int = 10183, *, web_config: WebConfig | None = None
@@ -331,7 +354,7 @@ class _Collector:
         self._exporter = exporter
 
     def collect(self) -> Iterable[Any]:
-        return self._exporter.collect_metrics()
+        return self._exporter.collect_metrics(clusters=False)
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -19,12 +19,21 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
 import pg_backups_async as pba
 from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, Fault, emulator_process
 from pg_backups_async.exporter import Exporter, parse_listen
-from pg_backups_async.exposition import ClusterState, RequestCounter, carry, cluster_families
+from pg_backups_async.exposition import (
+    ClusterState,
+    RequestCounter,
+    carry,
+    cluster_families,
+    prerender,
+    scrape_time_text,
+)
 from pg_backups_async.logformat import JsonFormatter, log_handler
 from tests.conftest import FAST_RETRY, TOKEN, run_cli
 
@@ -640,14 +649,54 @@ async def test_a_scrape_renders_off_the_event_loop(
     render = exporter.collect_metrics
     blocked = []
 
-    def waiting() -> Any:
+    def waiting(**kwargs: Any) -> Any:
         loop_ran = threading.Event()
         loop.call_soon_threadsafe(loop_ran.set)
         if not loop_ran.wait(5.0):
             blocked.append(True)
-        return render()
+        return render(**kwargs)
 
     monkeypatch.setattr(exporter, "collect_metrics", waiting)
     samples = await _scrape(exporter.url)
     assert samples["pg_backups_cluster_up"]
     assert blocked == []
+
+
+def _parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_the_prerendered_text_is_what_the_families_give() -> None:
+    done = datetime(2026, 12, 1, tzinfo=UTC)
+    odd = 'c"1\\\n'  # a quote, a backslash and a line break: escaped alike
+    lines = [
+        pba.ClusterInventory(
+            odd,
+            name='n"\\',
+            newest_done_at=done,
+            oldest_done_at=done - timedelta(days=3),
+            newest_done_at_by_type={"AUTOMATED": done},
+            status_counts={"DONE": 3},
+            done_size=7,
+        ),
+        pba.ClusterInventory("never", error=pba.ApiError("refused")),
+        pba.ClusterInventory("none", stale=True),
+    ]
+    state = carry({}, lines, set(), done.timestamp()).values()
+    now = (done + timedelta(hours=27)).timestamp()
+    fast = scrape_time_text(prerender(state), now=now, stale_after=timedelta(hours=26))
+
+    class _Families:
+        def collect(self) -> Any:
+            return cluster_families(state, now=now, stale_after=timedelta(hours=26))
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families())  # type: ignore[arg-type]
+    slow = generate_latest(registry)
+    assert _parsed(fast.decode()) == _parsed(slow.decode())
+    assert sorted(fast.splitlines()) == sorted(slow.splitlines())
+    assert _parsed(fast.decode())["pg_backups_stale", (("cluster_id", odd),)] == 1
