@@ -310,11 +310,17 @@ async def test_end_to_end_alerts_and_dashboard_against_prometheus(
                     "PgBackupsExporterDown firing", exporter_down, log, deadline
                 )
                 assert down_alert["labels"]["job"] == "pg-backups"
-                print(
-                    "\nfiring:",
-                    sorted(a["labels"]["alertname"] for a in await firing()),
-                    f"after {DEADLINE - (deadline - time.monotonic()):.1f} s",
+                shown = sorted(
+                    (
+                        a["labels"]["alertname"],
+                        f"cluster {ids.index(a['labels']['cluster_id'])}"
+                        if "cluster_id" in a["labels"]
+                        else a["labels"].get("instance", ""),
+                    )
+                    for a in await firing()
                 )
+                took = DEADLINE - (deadline - time.monotonic())
+                print(f"\nfiring after {took:.1f} s:", *shown, sep="\n  ")
         finally:
             if not stopped:
                 await served.stop()
