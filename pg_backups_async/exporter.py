@@ -42,6 +42,8 @@ from .sanitize import printable
 from .webconfig import WebConfig, basic_auth
 
 log = logging.getLogger(EXPORTER_LOGGER)
+_http_log = logging.getLogger(f"{EXPORTER_LOGGER}.http")
+"""The web server's own log: a client's malformed request is no error of ours."""
 
 DEFAULT_LISTEN = "127.0.0.1:10183"
 """Outside 9100-9999, the range Prometheus allocates to exporters, which is full."""
@@ -307,7 +309,9 @@ class Exporter:
         HTTP.
         """
         config = web_config if web_config is not None else WebConfig()
-        runner = web.AppRunner(self.app(config.users), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app(config.users), access_log=None, handle_signals=False, logger=_http_log
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port, ssl_context=config.ssl_context).start()
@@ -345,6 +349,17 @@ class Exporter:
                 log.exception("collection failed unexpectedly, keeping the last values")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+
+class _NoBadRequests(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+_http_log.addFilter(_NoBadRequests())
 
 
 class _Collector:

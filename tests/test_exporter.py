@@ -700,3 +700,25 @@ def test_the_prerendered_text_is_what_the_families_give() -> None:
     assert _parsed(fast.decode()) == _parsed(slow.decode())
     assert sorted(fast.splitlines()) == sorted(slow.splitlines())
     assert _parsed(fast.decode())["pg_backups_stale", (("cluster_id", odd),)] == 1
+
+
+async def test_malformed_requests_get_400_and_log_nothing(
+    exporter: Exporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    host, port = exporter.url.removeprefix("http://").split(":")
+    for request in (
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), GUARD)
+        writer.close()
+        await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.0 400 Bad Request")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    status, _, _ = await _get(f"{exporter.url}/healthz")
+    assert status == 200
