@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -324,3 +325,18 @@ async def test_end_to_end_alerts_and_dashboard_against_prometheus(
         finally:
             if not stopped:
                 await served.stop()
+
+
+def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not on PATH")
+    unit = (MONITORING / "pg-backups-exporter.service").read_text()
+    assert "ExecStart=/opt/pg-backups/bin/pg-backups exporter " in unit
+    # The installed command, where the unit expects it after the install steps.
+    command = Path(sys.executable).parent / "pg-backups"
+    assert command.is_file()
+    copy = tmp_path / "pg-backups-exporter.service"
+    copy.write_text(unit.replace("/opt/pg-backups/bin/pg-backups", str(command)))
+    code, output = _run(analyze, "verify", str(copy))
+    assert (code, output) == (0, "")
