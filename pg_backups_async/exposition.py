@@ -1,8 +1,10 @@
 """Inventory lines as Prometheus metric families: pure functions, no I/O.
 
-`carry` keeps a cluster's last known values while its listing fails; `metric_families`
-turns the kept state into the families `/metrics` serves; `render_inventory` writes the
-same families as text for node_exporter's textfile collector. Needs `prometheus_client`.
+`carry` keeps a cluster's last known values while its listing fails; `cluster_families`
+turns the kept state into the per-cluster families `/metrics` serves, which `prerender`
+renders once a collection and `scrape_time_text` completes with the ages at each scrape;
+`render_inventory` writes the same families as text for node_exporter's textfile
+collector; `RequestCounter` counts the client's HTTP attempts. Needs `prometheus_client`.
 """
 
 from __future__ import annotations
