@@ -17,7 +17,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def soak(session: nox.Session) -> None:
-    """The soak test: 5,000 clusters under random faults; prints what it counted."""
+    """The soaks: 5,000 clusters under random faults, and the exporter for ten minutes
+    (PG_BACKUPS_SOAK_SECONDS sets another duration); each prints what it counted."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", "-m", "soak", "-s", *session.posargs)
 

@@ -1,152 +1,136 @@
 """`pg-backups exporter`: backup freshness as Prometheus metrics.
 
 A collection runs the inventory (bounded fan-out, retry budget, rate limit) every
-`interval` seconds in the background; a scrape of `/metrics` serves the last snapshot
-and never calls the API. A collection that fails as a whole keeps the last good values
-and counts the failure. Needs `prometheus_client` (the `exporter` extra).
+`interval` seconds in the background; a scrape of `/metrics` serves the last values
+and never calls the API. A collection that fails as a whole keeps the last values and
+counts the failure; a cluster whose listing fails keeps its last values, marked down.
+Each failed collection, and the recovery, is one warning in the log. Needs
+`prometheus_client` (the `exporter` extra).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
+import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 from aiohttp import web
 
-from .aio import serve
 from .client import BackupsClient
 from .errors import ApiError
+from .exposition import (
+    ClusterState,
+    Prerendered,
+    RequestCounter,
+    build_info,
+    carry,
+    cluster_families,
+    prerender,
+    scrape_time_text,
+)
 from .inventory import DEFAULT_STALE_AFTER
+from .logformat import EXPORTER_LOGGER
 from .models import ClusterInventory
 from .sanitize import printable
+from .webconfig import WebConfig, basic_auth
 
-log = logging.getLogger("pg_backups_async")
+log = logging.getLogger(EXPORTER_LOGGER)
+_http_log = logging.getLogger(f"{EXPORTER_LOGGER}.http")
+"""The web server's own log: a client's malformed request is no error of ours."""
 
 DEFAULT_LISTEN = "127.0.0.1:10183"
 """Outside 9100-9999, the range Prometheus allocates to exporters, which is full."""
 DEFAULT_INTERVAL = 300.0
+MIN_INTERVAL = 1.0
+"""Shorter intervals would hammer the API."""
+_SHOWN = 3  # failed clusters named in a warning
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.platform_collector import PlatformCollector
+    from prometheus_client.process_collector import ProcessCollector
     from prometheus_client.registry import CollectorRegistry
 except ImportError:  # pragma: no cover - exercised where the extra is not installed
     MISSING = "the exporter needs prometheus_client: pip install 'pg-backups-async[exporter]'"
 else:
     MISSING = ""
 
+_LANDING = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>pg-backups exporter</title></head>
+<body><h1>pg-backups exporter</h1>
+<p>Backup freshness of Managed PostgreSQL clusters, version {version}.</p>
+<ul><li><a href="metrics">/metrics</a>: the metrics</li>
+<li><a href="healthz">/healthz</a>: 200 once a collection has succeeded, 503 while the
+last one failed</li></ul></body></html>
+"""
+
 
 @attrs.frozen
 class Snapshot:
-    """One collection's result, as the metrics serve it."""
+    """The last successful collection: its lines, as the inventory gave them."""
 
     lines: tuple[ClusterInventory, ...]
     finished_at: float  # seconds since the epoch
     duration: float  # seconds
 
 
-def _seconds(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
-
-
-def metric_families(snapshot: Snapshot | None, errors: int) -> Iterator[Any]:
-    """The metric families for a snapshot (none before the first) and the error count."""
-    failures = CounterMetricFamily(
-        "pg_backups_collect_errors", "Collections that failed as a whole.", value=errors
-    )
-    if snapshot is None:
-        yield failures
-        return
-    per_cluster = {
-        "info": GaugeMetricFamily(
-            "pg_backups_cluster_info",
-            "1 for each cluster found.",
-            labels=["cluster_id", "cluster_name", "folder_id", "environment"],
-        ),
-        "up": GaugeMetricFamily(
-            "pg_backups_cluster_up",
-            "1 if the cluster's backups were listed in the last collection, else 0.",
-            labels=["cluster_id"],
-        ),
-        "backups": GaugeMetricFamily(
-            "pg_backups_backups", "Backups by status.", labels=["cluster_id", "status"]
-        ),
-        "done_size": GaugeMetricFamily(
-            "pg_backups_done_size_bytes",
-            "Total size of the completed backups.",
-            labels=["cluster_id"],
-        ),
-        "last_done": GaugeMetricFamily(
-            "pg_backups_last_done_timestamp_seconds",
-            "When the newest completed backup completed.",
-            labels=["cluster_id"],
-        ),
-        "last_duration": GaugeMetricFamily(
-            "pg_backups_last_done_duration_seconds",
-            "How long the newest completed backup took.",
-            labels=["cluster_id"],
-        ),
-        "oldest_done": GaugeMetricFamily(
-            "pg_backups_oldest_done_timestamp_seconds",
-            "When the oldest completed backup completed: where the restore window starts.",
-            labels=["cluster_id"],
-        ),
-        "stale": GaugeMetricFamily(
-            "pg_backups_stale",
-            "1 if there is no completed backup younger than --stale-after, else 0.",
-            labels=["cluster_id"],
-        ),
-    }
-    for line in snapshot.lines:
-        cluster = [line.cluster_id]
-        per_cluster["info"].add_metric(
-            [line.cluster_id, line.name, line.folder_id, line.environment.name], 1
+def metric_families(
+    clusters: Iterable[ClusterState] | None,
+    snapshot: Snapshot | None,
+    errors: int,
+    *,
+    now: float,
+    interval: float,
+    stale_after: timedelta | None = None,
+    requests: RequestCounter | None = None,
+) -> Iterator[Any]:
+    """What a scrape shows besides the process metrics, with ages taken at `now`; the
+    per-cluster families only with `clusters`."""
+    if snapshot is not None and clusters is not None:
+        yield from cluster_families(clusters, now=now, stale_after=stale_after)
+    if snapshot is not None:
+        yield GaugeMetricFamily(
+            "pg_backups_collect_timestamp_seconds",
+            "When the last successful collection finished.",
+            value=snapshot.finished_at,
         )
-        per_cluster["up"].add_metric(cluster, 0 if line.error is not None else 1)
-        if line.error is not None:
-            continue
-        for status, count in sorted(line.status_counts.items()):
-            per_cluster["backups"].add_metric([line.cluster_id, status], count)
-        per_cluster["done_size"].add_metric(cluster, line.done_size)
-        optional = (
-            ("last_done", _seconds(line.newest_done_at)),
-            ("oldest_done", _seconds(line.oldest_done_at)),
-            (
-                "last_duration",
-                line.newest_done_duration.total_seconds()
-                if line.newest_done_duration is not None
-                else None,
-            ),
+        yield GaugeMetricFamily(
+            "pg_backups_collect_duration_seconds",
+            "How long the last successful collection took.",
+            value=snapshot.duration,
         )
-        for key, value in optional:
-            if value is not None:
-                per_cluster[key].add_metric(cluster, value)
-        per_cluster["stale"].add_metric(cluster, 1 if line.stale else 0)
-    yield from per_cluster.values()
     yield GaugeMetricFamily(
-        "pg_backups_collect_timestamp_seconds",
-        "When the last collection finished.",
-        value=snapshot.finished_at,
+        "pg_backups_collect_interval_seconds", "The time between collections.", value=interval
     )
-    yield GaugeMetricFamily(
-        "pg_backups_collect_duration_seconds",
-        "How long the last collection took.",
-        value=snapshot.duration,
+    yield CounterMetricFamily(
+        "pg_backups_collect_errors",
+        "Collections that failed, as a whole or in part (a folder or cloud not listed).",
+        value=errors,
     )
-    yield failures
+    if requests is not None:
+        yield requests.family()
+    yield build_info()
 
 
 class Exporter:
     """Collects an inventory every `interval` seconds and serves it as metrics.
 
-    `collect()` runs one collection; `start(host, port)` serves `/metrics` and
-    `/healthz` and collects in the background until `stop()`.
+    Its clusters are found as `BackupsClient.inventory` finds them, again at every
+    collection (`folder_ids`, `cloud_ids`, `all_clouds` with `organization_id`, and
+    `cluster_ids`): a new folder or cluster shows at the next collection, and a deleted
+    cluster's series go then. `collect()` runs one collection; `start(host, port)`
+    serves `/`, `/metrics` and `/healthz` and collects in the background until `stop()`.
+    `requests` (or a new
+    `RequestCounter`, at `on_attempt`) counts the client's HTTP attempts when the
+    client was made with `on_attempt=` it.
     """
 
     def __init__(
@@ -155,23 +139,41 @@ class Exporter:
         *,
         folder_ids: Sequence[str] = (),
         cluster_ids: Sequence[str] = (),
+        cloud_ids: Sequence[str] = (),
+        all_clouds: bool = False,
+        organization_id: str | None = None,
         interval: float = DEFAULT_INTERVAL,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         concurrency: int = 16,
         on_collected: Callable[[Exporter], object] | None = None,
+        requests: RequestCounter | None = None,
     ) -> None:
         if MISSING:
             raise RuntimeError(MISSING)
+        if not (math.isfinite(interval) and interval >= MIN_INTERVAL):
+            raise ValueError(f"interval must be at least {MIN_INTERVAL:g} s, not {interval!r}")
+        if stale_after <= timedelta(0):
+            raise ValueError(f"stale_after must be positive, not {stale_after}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency!r}")
         self._client = client
         self._folder_ids = list(folder_ids)
         self._cluster_ids = list(cluster_ids)
+        self._cloud_ids = list(cloud_ids)
+        self._all_clouds = all_clouds
+        self._organization_id = organization_id
         self._interval = interval
         self._stale_after = stale_after
         self._concurrency = concurrency
         self.snapshot: Snapshot | None = None
+        self.clusters: dict[str, ClusterState] = {}
+        """What the metrics show of each cluster: last known values stay."""
+        self._prerendered: Prerendered | None = None
         self.errors = 0
         self.last_error: str | None = None
+        self.requests = requests if requests is not None else RequestCounter()
         self._on_collected = on_collected
+        self._failing = False  # whether the last collection failed in any part
         self.collections = 0
         """Collections finished, successful or not."""
         self._stopping = asyncio.Event()
@@ -179,46 +181,124 @@ class Exporter:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
+    @property
+    def on_attempt(self) -> RequestCounter:
+        """The hook to pass as `BackupsClient(on_attempt=...)`."""
+        return self.requests
+
     async def collect(self) -> None:
-        """One collection: a new snapshot, or (on failure) the old one and one more error."""
+        """One collection: new values, or (on failure) the old ones and one more error."""
         started = time.monotonic()
         try:
-            lines = await self._client.inventory(
+            result = await self._client.inventory(
                 folder_ids=self._folder_ids,
                 cluster_ids=self._cluster_ids,
+                cloud_ids=self._cloud_ids,
+                all_clouds=self._all_clouds,
+                organization_id=self._organization_id,
                 concurrency=self._concurrency,
                 stale_after=self._stale_after,
                 now=datetime.now(UTC),
             )
-            failure = next((line.error for line in lines if not line.cluster_id), None)
         except ApiError as error:
-            failure = error
-        if failure is not None:  # a folder or cloud could not be listed
             self.errors += 1
-            self.last_error = f"{type(failure).__name__}: {failure}"
-            log.warning(
-                "collection failed, keeping the last values: %s", printable(self.last_error)
-            )
+            self.last_error = printable(f"{type(error).__name__}: {error}")
+            self._failing = True
+            log.warning("collection failed, keeping the last values: %s", self.last_error)
         else:
-            self.last_error = None
-            self.snapshot = Snapshot(tuple(lines), time.time(), time.monotonic() - started)
+            now = time.time()
+            # After discovery across clouds, inventory() says which folders, or whole
+            # clouds, could not be listed: their clusters keep their last values.
+            failures = result.failures
+            failed_folders = {f.folder_id for f in failures if f.scope == "folder"}
+            failed_clouds = {f.cloud_id for f in failures if f.scope == "cloud"}
+            if any(f.scope == "organization" for f in failures):  # Cloud.list itself failed
+                failed_clouds |= {kept.line.cloud_id for kept in self.clusters.values()}
+            lines = tuple(line for line in result if line.cluster_id)
+            self.clusters = carry(self.clusters, lines, failed_folders, now, failed_clouds)
+            # Rendered once a collection, in a thread: a scrape adds only the ages.
+            self._prerendered = await asyncio.to_thread(prerender, tuple(self.clusters.values()))
+            # A folder or cloud not listed: the collection counts as failed in part.
+            self.last_error = _describe_failures(failures)
+            if self.last_error is not None:
+                self.errors += 1
+            self.snapshot = Snapshot(lines, now, time.monotonic() - started)
+            self._report(lines, failures)
         self.collections += 1
         if self._on_collected is not None:
             self._on_collected(self)
 
-    def collect_metrics(self) -> Iterable[Any]:
-        """What a scrape shows (a prometheus_client collector's `collect`)."""
-        return metric_families(self.snapshot, self.errors)
+    def _report(
+        self, lines: Sequence[ClusterInventory], failures: Sequence[ClusterInventory]
+    ) -> None:
+        failed = [line for line in lines if line.error is not None]
+        if not failed and not failures:
+            if self._failing:
+                log.warning("collection recovered: all %d clusters listed", len(lines))
+            self._failing = False
+            return
+        self._failing = True
+        parts = []
+        if failed:
+            named = ", ".join(
+                f"{line.cluster_id} ({type(line.error).__name__}: {line.error})"
+                for line in failed[:_SHOWN]
+            )
+            more = f" and {len(failed) - _SHOWN} more" if len(failed) > _SHOWN else ""
+            parts.append(f"{len(failed)} of {len(lines)} clusters not listed: {named}{more}")
+        for scope in ("folder", "cloud", "organization"):
+            missed = [line for line in failures if line.scope == scope]
+            if missed:
+                named = ", ".join(
+                    f"{line.folder_id or line.cloud_id or 'Cloud.list'} "
+                    f"({type(line.error).__name__}: {line.error})"
+                    for line in missed[:_SHOWN]
+                )
+                more = f" and {len(missed) - _SHOWN} more" if len(missed) > _SHOWN else ""
+                parts.append(f"{scope}s not listed: {named}{more}")
+        log.warning(
+            "collection incomplete, keeping the last values: %s", printable("; ".join(parts))
+        )
 
-    def app(self) -> web.Application:
-        """The web application: `/metrics` and `/healthz`."""
+    def collect_metrics(self, *, clusters: bool = True) -> Iterable[Any]:
+        """What a scrape shows (a prometheus_client collector's `collect`), the process
+        metrics aside; without the per-cluster families unless `clusters`."""
+        return metric_families(
+            self.clusters.values() if clusters else None,
+            self.snapshot,
+            self.errors,
+            now=time.time(),
+            interval=self._interval,
+            stale_after=self._stale_after,
+            requests=self.requests,
+        )
+
+    def registry(self) -> CollectorRegistry:
+        """A registry with the exporter's own metrics and process metrics; the
+        per-cluster ones are rendered once a collection (`scrape`)."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self))
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        return registry
+
+    def app(self, users: Mapping[str, bytes] | None = None) -> web.Application:
+        """The web application: `/`, `/metrics` and `/healthz`, behind basic auth when
+        `users` (names to bcrypt hashes) are given."""
+        from . import __version__
+
+        registry = self.registry()
+
+        async def landing(request: web.Request) -> web.Response:
+            return web.Response(
+                text=_LANDING.format(version=html.escape(__version__)), content_type="text/html"
+            )
 
         async def metrics(request: web.Request) -> web.Response:
-            return web.Response(
-                body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
+            # Rendering takes ~0.13 ms a cluster: in a thread, so that collections and
+            # other requests go on meanwhile. What it reads is replaced, never changed.
+            body = await asyncio.to_thread(self.scrape, registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         async def healthz(request: web.Request) -> web.Response:
             if self.snapshot is None and self.last_error is None:
@@ -229,14 +309,43 @@ class Exporter:
                 )
             return web.Response(text="ok\n")
 
-        app = web.Application()
+        app = web.Application(middlewares=[basic_auth(users)] if users else [])
+        app.router.add_get("/", landing)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/healthz", healthz)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 10183) -> str:
-        """Serve on host:port (0: a free port) and collect in the background; the URL."""
-        self._runner, self.url = await serve(self.app(), host, port)
+    def scrape(self, registry: CollectorRegistry) -> bytes:
+        """The body of a scrape: `registry`'s metrics, then the per-cluster ones."""
+        body = generate_latest(registry)
+        prerendered = self._prerendered
+        if prerendered is not None:
+            body += scrape_time_text(prerendered, now=time.time(), stale_after=self._stale_after)
+        return body
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 10183, *, web_config: WebConfig | None = None
+    ) -> str:
+        """Serve on host:port (0: a free port) and collect in the background; the URL.
+
+        `web_config` (from `load_web_config`) adds TLS and basic auth; without it, plain
+        HTTP.
+        """
+        config = web_config if web_config is not None else WebConfig()
+        runner = web.AppRunner(
+            self.app(config.users), access_log=None, handle_signals=False, logger=_http_log
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, ssl_context=config.ssl_context).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        scheme = "https" if config.ssl_context is not None else "http"
+        self.url = f"{scheme}://{shown}:{bound_port}"
         self._loop_task = asyncio.create_task(self._run(), name="pg-backups-async exporter")
         return self.url
 
@@ -259,9 +368,33 @@ class Exporter:
             except Exception:  # a bug: counted and logged, and the next collection runs
                 self.errors += 1
                 self.last_error = "an unexpected error (see the log)"
+                self._failing = True
                 log.exception("collection failed unexpectedly, keeping the last values")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+
+class _NoBadRequests(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, HttpProcessingError)
+
+
+_http_log.addFilter(_NoBadRequests())
+
+
+def _describe_failures(failures: Sequence[ClusterInventory]) -> str | None:
+    """The first failure of discovery, for `/healthz`; None when there was none."""
+    if not failures:
+        return None
+    first = failures[0]
+    where = first.folder_id or first.cloud_id or "the clouds"
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    return printable(
+        f"{first.scope} {where} not listed: {type(first.error).__name__}: {first.error}{more}"
+    )
 
 
 class _Collector:
@@ -271,7 +404,7 @@ class _Collector:
         self._exporter = exporter
 
     def collect(self) -> Iterable[Any]:
-        return self._exporter.collect_metrics()
+        return self._exporter.collect_metrics(clusters=False)
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -74,7 +74,18 @@ def summarize(
         done_size=sum(b.size for b in completed),
         status_counts=dict(Counter(b.status.name for b in backups)),
         environment=environment,
+        newest_done_at_by_type=_newest_by_type(completed),
     )
+
+
+def _newest_by_type(completed: list[Backup]) -> dict[str, datetime]:
+    newest: dict[str, datetime] = {}
+    for backup in completed:
+        at = _completion(backup)
+        name = backup.type.name
+        if name not in newest or at > newest[name]:
+            newest[name] = at
+    return newest
 
 
 def _completion(backup: Backup) -> datetime:

@@ -280,6 +280,9 @@ class ClusterInventory:
     """How many backups in each status, by the status's name (`DONE`, `CREATING`, ...)."""
     environment: ClusterEnvironment = ClusterEnvironment.UNSPECIFIED
     """The cluster's environment, when it was found by `Cluster.list`."""
+    newest_done_at_by_type: Mapping[str, datetime] = attrs.field(factory=dict, hash=False)
+    """When the newest completed backup of each type completed, by the type's name
+    (`AUTOMATED`, `MANUAL`): a manual backup cannot hide a broken schedule."""
     cloud_id: str = ""
     """The cluster's cloud, when it was found through its cloud."""
 

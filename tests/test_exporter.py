@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
 import pg_backups_async as pba
 from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, Fault, emulator_process
 from pg_backups_async.exporter import Exporter, parse_listen
-from tests.conftest import TOKEN, run_cli
+from pg_backups_async.exposition import (
+    ClusterState,
+    RequestCounter,
+    carry,
+    cluster_families,
+    prerender,
+    scrape_time_text,
+)
+from pg_backups_async.logformat import JsonFormatter, log_handler
+from tests.conftest import FAST_RETRY, TOKEN, run_cli
 
 GUARD = 20.0  # seconds: a hung test fails instead of hanging; never a measurement
 
@@ -70,7 +88,8 @@ async def test_every_metric_matches_the_emulators_data(
             cluster_id=cluster_id,
             cluster_name=cluster.name,
             folder_id=DEFAULT_FOLDER_ID,
-            environment=cluster.environment.name,
+            cluster_environment=cluster.environment.name,
+            cloud_id="",
         )
         assert info == 1
         assert _one(samples, "pg_backups_cluster_up", cluster_id=cluster_id) == 1
@@ -136,6 +155,11 @@ async def test_scrapes_cost_no_api_request(emulator: Emulator, exporter: Exporte
     first = await _scrape(exporter.url)
     second = await _scrape(exporter.url)
     assert len(emulator.requests) == before
+    # Ages are taken at scrape time and the process metrics are live: the rest is the same.
+    for samples in (first, second):
+        assert samples.pop("pg_backups_last_done_age_seconds")
+        for name in [n for n in samples if n.startswith(("process_", "python_"))]:
+            del samples[name]
     assert first == second
 
 
@@ -143,16 +167,13 @@ async def test_a_failed_collection_keeps_the_last_snapshot(
     emulator: Emulator, exporter: Exporter
 ) -> None:
     good = await _scrape(exporter.url)
-    emulator.inject(Fault(status=403))  # Cluster.list is refused: the collection fails
+    emulator.inject(Fault(status=403))  # Cluster.list is refused: the collection fails in part
     await exporter.collect()
     after = await _scrape(exporter.url)
     assert after["pg_backups_collect_errors_total"][()] == 1
-    for name in ("pg_backups_cluster_up", "pg_backups_backups", "pg_backups_stale"):
-        assert after[name] == good[name]
-    assert (
-        after["pg_backups_collect_timestamp_seconds"]
-        == good["pg_backups_collect_timestamp_seconds"]
-    )
+    for name in ("pg_backups_backups", "pg_backups_stale"):
+        assert after[name] == good[name]  # the folder's clusters keep their last values
+    assert after["pg_backups_cluster_up"] == dict.fromkeys(good["pg_backups_cluster_up"], 0.0)
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"{exporter.url}/healthz") as response,
@@ -252,16 +273,16 @@ async def test_a_bug_in_a_collection_is_counted_and_the_next_one_runs(
 ) -> None:
     calls = []
 
-    async def broken(**kwargs: object) -> list[pba.ClusterInventory]:
+    async def broken(**kwargs: object) -> pba.Inventory:
         calls.append(kwargs)
         if len(calls) == 1:
             raise ZeroDivisionError("a bug")
         stop.set()
-        return []
+        return pba.Inventory()
 
     stop = asyncio.Event()
     monkeypatch.setattr(client, "inventory", broken)
-    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID], interval=0.001)
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID], interval=1.0)
     await served.start("127.0.0.1", 0)
     try:
         await asyncio.wait_for(stop.wait(), GUARD)
@@ -269,3 +290,427 @@ async def test_a_bug_in_a_collection_is_counted_and_the_next_one_runs(
         await served.stop()
     assert served.errors == 1
     assert len(calls) == 2
+
+
+# Issue 20: what the exporter shows, keeps and says.
+
+
+async def _get(url: str, **kwargs: Any) -> tuple[int, dict[str, str], str]:
+    async with aiohttp.ClientSession() as session, session.get(url, **kwargs) as response:
+        return response.status, dict(response.headers), await response.text()
+
+
+async def test_the_landing_page_links_metrics_and_healthz(exporter: Exporter) -> None:
+    status, headers, body = await _get(f"{exporter.url}/")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert 'href="metrics"' in body
+    assert 'href="healthz"' in body
+
+
+async def test_build_info_process_metrics_and_help_texts(exporter: Exporter) -> None:
+    samples = await _scrape(exporter.url)
+    assert samples["pg_backups_build_info"] == {(("version", pba.__version__),): 1}
+    assert samples["process_resident_memory_bytes"][()] > 0
+    assert samples["pg_backups_collect_interval_seconds"][()] == 3600
+    _, _, text = await _get(f"{exporter.url}/metrics")
+    helps = [line for line in text.splitlines() if line.startswith("# HELP pg_backups_")]
+    per_cluster = [
+        line
+        for line in helps
+        if not line.startswith(("# HELP pg_backups_collect", "# HELP pg_backups_build"))
+        and not line.startswith("# HELP pg_backups_api_requests")
+    ]
+    assert len(per_cluster) == 12
+    assert all(line.endswith("From the last collection.") for line in per_cluster)
+
+
+async def test_age_restore_window_and_newest_by_type(
+    emulator: Emulator, exporter: Exporter
+) -> None:
+    before = time.time()
+    samples = await _scrape(exporter.url)
+    after = time.time()
+    checked = 0
+    for cluster_id in emulator.cluster_ids:
+        done = [b for b in emulator.backups(cluster_id) if b.status is pba.BackupStatus.DONE]
+        key = (("cluster_id", cluster_id),)
+        if not done:
+            assert key not in samples["pg_backups_last_done_age_seconds"]
+            assert key not in samples["pg_backups_restore_window_seconds"]
+            continue
+        stamps = [b.created_at.timestamp() for b in done if b.created_at is not None]
+        age = samples["pg_backups_last_done_age_seconds"][key]
+        assert before - max(stamps) <= age <= after - max(stamps)
+        window = samples["pg_backups_restore_window_seconds"][key]
+        assert window == pytest.approx(max(stamps) - min(stamps))
+        newest_by_type: dict[str, float] = {}
+        for backup in done:
+            assert backup.created_at is not None
+            at = backup.created_at.timestamp()
+            newest_by_type[backup.type.name] = max(newest_by_type.get(backup.type.name, 0), at)
+        shown = {
+            dict(labels)["type"]: value
+            for labels, value in samples["pg_backups_last_done_by_type_timestamp_seconds"].items()
+            if dict(labels)["cluster_id"] == cluster_id
+        }
+        assert shown == pytest.approx(newest_by_type)
+        checked += 1
+    assert checked >= 2
+    # The emulator seeds a manual backup now and then: both types are shown somewhere.
+    types = {dict(k)["type"] for k in samples["pg_backups_last_done_by_type_timestamp_seconds"]}
+    assert types == {"AUTOMATED", "MANUAL"}
+
+
+async def test_requests_are_counted_by_call_and_code(emulator: Emulator) -> None:
+    counter = RequestCounter()
+    async with pba.BackupsClient(
+        pba.IamToken(TOKEN), endpoint=emulator.url, retry=FAST_RETRY, on_attempt=counter
+    ) as client:
+        served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID], requests=counter)
+        assert served.on_attempt is counter
+        emulator.inject(Fault(status=503, cluster_id=emulator.cluster_ids[0]))
+        emulator.inject(Fault(drop=True, cluster_id=emulator.cluster_ids[1], times=2))
+        await served.collect()
+    samples = _samples(served)["pg_backups_api_requests_total"]
+    answered = sum(1 for r in emulator.requests if r.path.endswith("/backups") and not r.fault)
+    assert samples[(("call", "Cluster.listBackups"), ("code", "503"))] == 1
+    # aiohttp itself retries a request once on a dropped keep-alive connection: the
+    # hooks see one of the two drops or both.
+    assert samples[(("call", "Cluster.listBackups"), ("code", "error"))] >= 1
+    assert samples[(("call", "Cluster.listBackups"), ("code", "200"))] == answered
+    assert samples[(("call", "Cluster.list"), ("code", "200"))] == 1
+
+
+async def test_a_cluster_whose_listing_fails_keeps_its_last_values(
+    emulator: Emulator, client: pba.BackupsClient
+) -> None:
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID])
+    await served.collect()
+    good = _samples(served)
+    failing = emulator.cluster_ids[0]  # 250 backups, fresh
+    emulator.inject(Fault(status=403, cluster_id=failing, times=10**6))
+    await served.collect()
+    await served.collect()
+    kept = _samples(served)
+    key = (("cluster_id", failing),)
+    assert kept["pg_backups_cluster_up"][key] == 0
+    assert (
+        kept["pg_backups_cluster_last_success_timestamp_seconds"][key]
+        == good["pg_backups_cluster_last_success_timestamp_seconds"][key]
+    )
+    for name, series in good.items():
+        if name in ("pg_backups_cluster_up", "pg_backups_last_done_age_seconds"):
+            continue
+        if name.startswith(("pg_backups_collect", "pg_backups_api")):
+            continue
+        mine = {labels: v for labels, v in series.items() if ("cluster_id", failing) in labels}
+        assert mine == {
+            labels: v for labels, v in kept[name].items() if ("cluster_id", failing) in labels
+        }, name
+    assert key in kept["pg_backups_last_done_age_seconds"]
+    assert kept["pg_backups_collect_errors_total"][()] == 0
+
+
+async def test_a_cluster_never_listed_is_down_without_a_last_success(
+    emulator: Emulator, client: pba.BackupsClient
+) -> None:
+    failing = emulator.cluster_ids[2]
+    emulator.inject(Fault(status=403, cluster_id=failing, times=10**6))
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID])
+    await served.collect()
+    samples = _samples(served)
+    key = (("cluster_id", failing),)
+    assert samples["pg_backups_cluster_up"][key] == 0
+    assert key not in samples["pg_backups_cluster_last_success_timestamp_seconds"]
+    assert key not in samples["pg_backups_stale"]
+    assert len(samples["pg_backups_cluster_last_success_timestamp_seconds"]) == 3
+
+
+async def test_a_deleted_cluster_loses_its_series_at_the_next_collection(
+    emulator: Emulator, client: pba.BackupsClient
+) -> None:
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID])
+    await served.collect()
+    gone = emulator.cluster_ids[1]
+    assert any(("cluster_id", gone) in k for k in _samples(served)["pg_backups_cluster_up"])
+    emulator.remove_cluster(gone)
+    await served.collect()
+    for name, series in _samples(served).items():
+        assert not any(("cluster_id", gone) in labels for labels in series), name
+
+
+async def test_clusters_of_a_folder_that_cannot_be_listed_keep_their_values(
+    emulator: Emulator, client: pba.BackupsClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder that cannot be listed is a line of the inventory, with no cluster id.
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID])
+    await served.collect()
+    before = _samples(served)
+    real = client.inventory
+
+    async def partial(**kwargs: Any) -> pba.Inventory:
+        lines = [line for line in await real(**kwargs) if line.cluster_id in kept]
+        denied = pba.PermissionDeniedError("denied", http_status=403)
+        return pba.Inventory(
+            [*lines, pba.ClusterInventory("", folder_id=DEFAULT_FOLDER_ID, error=denied)]
+        )
+
+    kept = set(emulator.cluster_ids[:1])
+    monkeypatch.setattr(client, "inventory", partial)
+    await served.collect()
+    after = _samples(served)
+    assert len(after["pg_backups_cluster_info"]) == len(emulator.cluster_ids)
+    for cluster_id in emulator.cluster_ids:
+        key = (("cluster_id", cluster_id),)
+        assert after["pg_backups_cluster_up"][key] == (1 if cluster_id in kept else 0)
+        assert (
+            after["pg_backups_done_size_bytes"][key] == before["pg_backups_done_size_bytes"][key]
+        )
+    # Once the folder is listed again, a cluster absent from it is gone.
+    monkeypatch.setattr(client, "inventory", real)
+    emulator.remove_cluster(emulator.cluster_ids[3])
+    await served.collect()
+    assert len(_samples(served)["pg_backups_cluster_info"]) == len(emulator.cluster_ids)
+
+
+async def test_a_failed_collection_and_its_recovery_are_one_warning_each(
+    emulator: Emulator, client: pba.BackupsClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID])
+    caplog.set_level(logging.WARNING, logger="pg_backups_async")
+    await served.collect()
+    assert caplog.records == []
+    emulator.inject(Fault(status=403))  # Cluster.list refused: the folder is not listed
+    await served.collect()
+    failing = emulator.cluster_ids[1]
+    body = b'{"code": 7, "message": "denied\\u001b[2J"}'
+    emulator.inject(Fault(status=403, cluster_id=failing, body=body, times=2))
+    await served.collect()
+    await served.collect()
+    await served.collect()  # healthy again: no warning
+    mine = [r for r in caplog.records if r.name == "pg_backups_async.exporter"]
+    assert [r.levelno for r in mine] == [logging.WARNING] * 4
+    messages = [r.getMessage() for r in mine]
+    assert messages[0].startswith(
+        "collection incomplete, keeping the last values: folders not listed: "
+        f"{DEFAULT_FOLDER_ID} (PermissionDeniedError"
+    )
+    assert messages[1].startswith("collection incomplete, keeping the last values: 1 of 4")
+    assert failing in messages[1]
+    assert "denied\\x1b[2J" in messages[1]
+    assert messages[2].startswith("collection incomplete, keeping the last values: 1 of 4")
+    assert messages[3] == "collection recovered: all 4 clusters listed"
+
+
+def test_the_log_handler_leaves_out_retry_details_unless_verbose() -> None:
+    def emit(handler: logging.Handler) -> list[str]:
+        stream = io.StringIO()
+        handler.setStream(stream)  # type: ignore[attr-defined]
+        for name, path, level, text in (
+            (
+                "pg_backups_async.exporter",
+                "exporter.py",
+                logging.WARNING,
+                "collection failed: a\nb",
+            ),
+            ("pg_backups_async", "retry.py", logging.WARNING, "giving up after 3 attempts"),
+            ("pg_backups_async", "retry.py", logging.DEBUG, "retrying after 0.1 s"),
+            ("pg_backups_async", "auth.py", logging.WARNING, "keeping the current IAM token"),
+        ):
+            record = logging.LogRecord(name, level, f"/x/{path}", 1, text, None, None)
+            if level >= handler.level:
+                handler.handle(record)
+        return stream.getvalue().splitlines()
+
+    assert emit(log_handler()) == [
+        "pg-backups: collection failed: a\\nb",
+        "pg-backups: keeping the current IAM token",
+    ]
+    assert len(emit(log_handler(verbose=True))) == 4
+    lines = emit(log_handler(fmt="json"))
+    assert len(lines) == 2
+    entry = json.loads(lines[0])
+    assert entry["level"] == "warning"
+    assert entry["logger"] == "pg_backups_async.exporter"
+    assert entry["message"] == "collection failed: a\\nb"
+    assert entry["time"].endswith("+00:00")
+
+
+def test_the_json_formatter_writes_one_object_a_line_with_the_exception() -> None:
+    def fail() -> None:
+        raise ValueError("bad\nthing")
+
+    try:
+        fail()
+    except ValueError:
+        record = logging.LogRecord(
+            "pg_backups_async", logging.ERROR, __file__, 1, "x %s", ("\x1b[31m",), sys.exc_info()
+        )
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "x \\x1b[31m"
+    assert "ValueError: bad\\nthing" in entry["exception"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"interval": 0}, "interval"),
+        ({"interval": 0.5}, "interval"),
+        ({"interval": float("nan")}, "interval"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"stale_after": timedelta(0)}, "stale_after"),
+    ],
+)
+async def test_the_exporter_checks_its_arguments(
+    client: pba.BackupsClient, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        Exporter(client, folder_ids=[DEFAULT_FOLDER_ID], **kwargs)
+
+
+def test_kept_values_turn_stale_at_scrape_time() -> None:
+    done = datetime(2026, 12, 1, tzinfo=UTC)
+    line = pba.ClusterInventory("c1", newest_done_at=done, oldest_done_at=done, stale=False)
+    kept = [ClusterState(line, False, done.timestamp())]
+
+    def stale(now: datetime) -> float:
+        families = cluster_families(kept, now=now.timestamp(), stale_after=timedelta(hours=26))
+        family = next(f for f in families if f.name == "pg_backups_stale")
+        value: float = family.samples[0].value
+        return value
+
+    assert stale(done + timedelta(hours=25)) == 0
+    assert stale(done + timedelta(hours=27)) == 1
+
+
+def test_carry_keeps_drops_and_marks_down() -> None:
+    now = 1000.0
+    ok = pba.ClusterInventory("a", folder_id="f1", done_size=1)
+    other = pba.ClusterInventory("b", folder_id="f2", done_size=2)
+    state = carry({}, [ok, other], set(), now)
+    assert {k: (v.up, v.last_success) for k, v in state.items()} == {
+        "a": (True, now),
+        "b": (True, now),
+    }
+    error = pba.ApiError("refused")
+    failed = pba.ClusterInventory("a", folder_id="f1", error=error)
+    later = carry(state, [failed], {"f2"}, now + 1)
+    assert later["a"] == ClusterState(ok, False, now)
+    assert later["b"] == ClusterState(other, False, now)
+    assert carry(later, [failed], set(), now + 2) == {"a": ClusterState(ok, False, now)}
+    assert carry({}, [failed], set(), now) == {"a": ClusterState(failed, False, None)}
+
+
+def test_carry_keeps_the_clusters_of_a_cloud_that_cannot_be_listed() -> None:
+    @attrs.frozen
+    class _Line(pba.ClusterInventory):
+        cloud_id: str = ""
+
+    listed = _Line("a", folder_id="f1", cloud_id="cloud1")
+    other = _Line("b", folder_id="f2", cloud_id="cloud2")
+    state = carry({}, [listed, other], set(), 1.0)
+    later = carry(state, [], set(), 2.0, failed_clouds={"cloud1"})
+    assert later == {"a": ClusterState(listed, False, 1.0)}
+
+
+def test_the_info_metric_carries_a_cloud_id_when_lines_have_one() -> None:
+    @attrs.frozen
+    class _Line(pba.ClusterInventory):
+        cloud_id: str = ""
+
+    line = _Line("c1", name="n", folder_id="f", cloud_id="b1gcloud")
+    family = next(cluster_families([ClusterState(line, True, 1.0)], now=2.0))
+    assert family.samples[0].labels == {
+        "cluster_id": "c1",
+        "cluster_name": "n",
+        "folder_id": "f",
+        "cluster_environment": "UNSPECIFIED",
+        "cloud_id": "b1gcloud",
+    }
+
+
+async def test_a_scrape_renders_off_the_event_loop(
+    exporter: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rendering waits for a callback it hands the event loop: were it rendering on
+    # the loop, the callback could not run until it returned.
+    loop = asyncio.get_running_loop()
+    render = exporter.collect_metrics
+    blocked = []
+
+    def waiting(**kwargs: Any) -> Any:
+        loop_ran = threading.Event()
+        loop.call_soon_threadsafe(loop_ran.set)
+        if not loop_ran.wait(5.0):
+            blocked.append(True)
+        return render(**kwargs)
+
+    monkeypatch.setattr(exporter, "collect_metrics", waiting)
+    samples = await _scrape(exporter.url)
+    assert samples["pg_backups_cluster_up"]
+    assert blocked == []
+
+
+def _parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_the_prerendered_text_is_what_the_families_give() -> None:
+    done = datetime(2026, 12, 1, tzinfo=UTC)
+    odd = 'c"1\\\n'  # a quote, a backslash and a line break: escaped alike
+    lines = [
+        pba.ClusterInventory(
+            odd,
+            name='n"\\',
+            newest_done_at=done,
+            oldest_done_at=done - timedelta(days=3),
+            newest_done_at_by_type={"AUTOMATED": done},
+            status_counts={"DONE": 3},
+            done_size=7,
+        ),
+        pba.ClusterInventory("never", error=pba.ApiError("refused")),
+        pba.ClusterInventory("none", stale=True),
+    ]
+    state = carry({}, lines, set(), done.timestamp()).values()
+    now = (done + timedelta(hours=27)).timestamp()
+    fast = scrape_time_text(prerender(state), now=now, stale_after=timedelta(hours=26))
+
+    class _Families:
+        def collect(self) -> Any:
+            return cluster_families(state, now=now, stale_after=timedelta(hours=26))
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families())  # type: ignore[arg-type]
+    slow = generate_latest(registry)
+    assert _parsed(fast.decode()) == _parsed(slow.decode())
+    assert sorted(fast.splitlines()) == sorted(slow.splitlines())
+    assert _parsed(fast.decode())["pg_backups_stale", (("cluster_id", odd),)] == 1
+
+
+async def test_malformed_requests_get_400_and_log_nothing(
+    exporter: Exporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    host, port = exporter.url.removeprefix("http://").split(":")
+    for request in (
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), GUARD)
+        writer.close()
+        await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.0 400 Bad Request")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    status, _, _ = await _get(f"{exporter.url}/healthz")
+    assert status == 200
