@@ -340,3 +340,19 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     copy.write_text(unit.replace("/opt/pg-backups/bin/pg-backups", str(command)))
     code, output = _run(analyze, "verify", str(copy))
     assert (code, output) == (0, "")
+
+
+async def test_the_inventory_command_writes_the_textfile_format(
+    promtool: str, emulator: Emulator
+) -> None:
+    from tests.conftest import run_cli
+
+    args = ("inventory", "--folder-id", DEFAULT_FOLDER_ID, "--endpoint", emulator.url)
+    result = await asyncio.to_thread(run_cli, *args, "--format", "prometheus")
+    assert result.returncode == 1  # the exit status keeps its meaning: a stale cluster
+    assert "pg_backups_stale{cluster_id=" in result.stdout
+    assert result.stdout.count("pg_backups_cluster_info{") == len(emulator.cluster_ids)
+    code, output = await asyncio.to_thread(
+        _run, promtool, "check", "metrics", stdin=result.stdout.encode()
+    )
+    assert (code, output) == (0, "")

@@ -204,3 +204,66 @@ def test_a_bad_file_says_what_is_wrong(tmp_path: Path, text: str, match: str) ->
 def test_a_missing_file_is_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read the web config file"):
         load_web_config(tmp_path / "absent.yml")
+
+
+def test_the_command_serves_over_https_with_json_logs_and_clouds(web_config_file: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    import orjson
+
+    from pg_backups_async.emulator import DEFAULT_CLOUD_ID, emulator_process
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with emulator_process("--clusters", "4") as (url, _):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("YC_")}
+        env["YC_IAM_TOKEN"] = "t1.token"
+        command = [
+            sys.executable, "-m", "pg_backups_async.cli", "exporter", "--endpoint", url,
+            "--cloud-id", DEFAULT_CLOUD_ID, "--cluster-id", "c9qnosuchcluster0000",
+            "--listen", f"127.0.0.1:{port}", "--web-config-file", str(web_config_file),
+            "--log-format", "json",
+        ]  # fmt: skip
+        with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as served:
+            assert served.stderr is not None
+            try:
+                serving = served.stderr.readline()
+                assert serving.startswith(f"pg-backups: serving https://127.0.0.1:{port}/")
+                warning = orjson.loads(served.stderr.readline())  # the cluster that is not there
+                assert (warning["level"], warning["logger"]) == (
+                    "warning",
+                    "pg_backups_async.exporter",
+                )
+                assert "c9qnosuchcluster0000 (NotFoundError" in warning["message"]
+                request = urllib.request.Request(
+                    f"https://127.0.0.1:{port}/metrics",
+                    headers=_basic("prometheus", PASSWORD),
+                )
+                with urllib.request.urlopen(
+                    request, context=_trusting(web_config_file), timeout=GUARD
+                ) as response:
+                    text = response.read().decode()
+                # Found through the cloud: its folder's four clusters, with their cloud.
+                assert text.count(f'cloud_id="{DEFAULT_CLOUD_ID}"') == 4
+                assert 'pg_backups_api_requests_total{call="Folder.list",code="200"}' in text
+            finally:
+                served.send_signal(signal.SIGTERM)
+                code = served.wait(timeout=GUARD)
+    assert code == 0
+
+
+def test_a_bad_web_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    result = run_cli(
+        "exporter", "--folder-id", DEFAULT_FOLDER_ID, "--web-config-file", str(tmp_path / "no")
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("pg-backups: error: ")

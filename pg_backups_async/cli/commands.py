@@ -20,6 +20,7 @@ from ..auth import ENVIRONMENT_VARIABLES, Credentials, IamToken, resolve_credent
 from ..client import API_ENDPOINT, BackupsClient
 from ..errors import ApiError
 from ..models import Backup, ClusterInventory, Folder, InventoryState
+from ..observe import AttemptHook
 from ..paging import ResumePoint
 from ..protocol import validate_filter, validate_id, validate_page_token
 from ..sanitize import printable
@@ -92,7 +93,7 @@ def _argument(check: Callable[..., _T], value: Any, **keywords: Any) -> _T:
         raise UsageError(str(exc)) from None
 
 
-def _client(args: argparse.Namespace) -> BackupsClient:
+def _client(args: argparse.Namespace, *, on_attempt: AttemptHook | None = None) -> BackupsClient:
     """The client the options describe; a credential, key file or endpoint the library
     refuses is the user's to fix: a usage error."""
     endpoint = _endpoint(args)
@@ -101,6 +102,7 @@ def _client(args: argparse.Namespace) -> BackupsClient:
             _credentials(args),
             endpoint=endpoint,
             resource_manager_endpoint=args.resource_manager_endpoint,
+            on_attempt=on_attempt,
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -321,7 +323,16 @@ async def _run_inventory(
     finally:
         progress.clear()
     shown = [line for line in lines if only is None or line.state in only]
-    await write_items(each(shown), out, args.format, INVENTORY)
+    if args.format == "prometheus":
+        from ..exporter import MISSING
+        from ..exposition import render_inventory
+
+        if MISSING:
+            raise UsageError(MISSING)
+        out.write(render_inventory(shown, now=time.time()).decode())
+        out.flush()
+    else:
+        await write_items(each(shown), out, args.format, INVENTORY)
     _tell_skipped(lines.skipped_folders)
     if not lines:
         print(f"pg-backups: no cluster found in {targets.describe()}", file=sys.stderr)
@@ -338,14 +349,20 @@ async def _inventory(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
     from ..exporter import MISSING, Exporter, parse_listen
+    from ..exposition import RequestCounter
+    from ..webconfig import load_web_config
 
     if MISSING:
         raise UsageError(MISSING)
     try:
         host, port = parse_listen(args.listen)
+        web_config = (
+            None if args.web_config_file is None else load_web_config(args.web_config_file)
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     targets = _targets(args)
+    requests = RequestCounter()
 
     def collected(exporter: Exporter) -> None:
         snapshot = exporter.snapshot
@@ -362,18 +379,22 @@ async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     try:
-        async with _client(args) as client:
+        async with _client(args, on_attempt=requests) as client:
             exporter = Exporter(
                 client,
                 folder_ids=targets.folder_ids,
                 cluster_ids=targets.cluster_ids,
+                cloud_ids=targets.cloud_ids,
+                all_clouds=targets.all_clouds,
+                organization_id=targets.organization_id,
+                requests=requests,
                 interval=args.interval.total_seconds(),
                 stale_after=args.stale_after,
                 concurrency=args.concurrency,
                 on_collected=collected,
             )
             try:
-                url = await exporter.start(host, port)
+                url = await exporter.start(host, port, web_config=web_config)
             except OSError as exc:
                 raise UsageError(
                     f"cannot listen on {args.listen}: {exc.strerror or exc}"

@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import ApiError
+from ..logformat import log_handler
 from ..sanitize import printable, redact
 from .commands import COMMANDS
 from .exits import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, UsageError
@@ -22,24 +23,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     logger = logging.getLogger("pg_backups_async")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_PrintableFormatter("pg-backups: %(message)s"))
-    if args.verbose:
+    # The exporter always logs (a failed collection is a warning); the other commands
+    # only with -v, as their errors are their one line on stderr.
+    logs = args.verbose or args.command == "exporter"
+    handler = log_handler(fmt=getattr(args, "log_format", "text"), verbose=args.verbose)
+    if logs:
         logger.addHandler(handler)
+    if args.verbose:
         logger.setLevel(logging.DEBUG)
     try:
         return _run(args)
     finally:
-        if args.verbose:
+        if logs:
             logger.removeHandler(handler)
+        if args.verbose:
             logger.setLevel(logging.NOTSET)
-
-
-class _PrintableFormatter(logging.Formatter):
-    """Log lines with control characters escaped: a server's text cannot forge one."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record))
 
 
 def _error(text: str) -> None:

@@ -114,6 +114,20 @@ class HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def _output(formats: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The options of a command that writes items: its formats, the page size, -v."""
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--format", choices=formats, default="table", help="output format")
+    output.add_argument(
+        "--page-size",
+        type=_positive_int(1, 1000),
+        metavar="N",
+        help="items per request, 1 to 1000 (default: the service's, 100)",
+    )
+    _verbosity(output, top=False)
+    return output
+
+
 def build_parser() -> argparse.ArgumentParser:
     formatter = HelpFormatter
     parser = argparse.ArgumentParser(
@@ -125,15 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     _verbosity(parser, top=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    output.add_argument(
-        "--page-size",
-        type=_positive_int(1, 1000),
-        metavar="N",
-        help="items per request, 1 to 1000 (default: the service's, 100)",
-    )
-    _verbosity(output, top=False)
+    output = _output(FORMATS)
     connection = argparse.ArgumentParser(add_help=False)
     connection.add_argument(
         "--endpoint",
@@ -303,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inventory = commands.add_parser(
         "inventory",
-        parents=[output, connection, checking, discovery, named],
+        parents=[_output((*FORMATS, "prometheus")), connection, checking, discovery, named],
         help="check every cluster has a fresh backup (exit 0 fresh, 1 stale, 2 errors)",
         formatter_class=formatter,
     )
@@ -328,6 +334,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LISTEN,
         metavar="HOST:PORT",
         help="where to serve /metrics and /healthz",
+    )
+    exporter.add_argument(
+        "--web-config-file",
+        default=None,
+        metavar="FILE",
+        help="TLS and basic auth for /metrics, in the exporter-toolkit web config format "
+        "(default: none, plain HTTP)",
+    )
+    exporter.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text, or one JSON object a line",
     )
     exporter.add_argument(
         "--interval",
