@@ -94,17 +94,17 @@ def _tracer() -> Any:
     return _trace.get_tracer("pg_backups_async", __version__)
 
 
-def _active_tracer() -> Any:
+def active_tracer() -> Any:
     """The tracer while an OpenTelemetry SDK is set up; None without one, so that an
-    installed API with nothing behind it costs no span per call."""
+    installed API with nothing behind it costs no span per call. (Asking costs an
+    environment lookup: a call asks once, for itself and its attempts.)"""
     if _trace is None or isinstance(_trace.get_tracer_provider(), _trace.ProxyTracerProvider):
         return None
     return _tracer()
 
 
-def call_span(call: str) -> AbstractContextManager[Any]:
-    """A span around one call, when OpenTelemetry is set up."""
-    tracer = _active_tracer()
+def call_span(tracer: Any, call: str) -> AbstractContextManager[Any]:
+    """A span around one call, when there is a tracer (`active_tracer()`)."""
     if tracer is None:
         return _NO_SPAN
     span: AbstractContextManager[Any] = tracer.start_as_current_span(
@@ -114,11 +114,10 @@ def call_span(call: str) -> AbstractContextManager[Any]:
 
 
 def attempt_span(
-    method: str, url: object, host: str, port: int | None, attempt: int
+    tracer: Any, method: str, url: object, host: str, port: int | None, attempt: int
 ) -> AbstractContextManager[Any]:
     """A span around one HTTP attempt, with the standard HTTP client attributes; it
     gives the span (None when there is none). `url` is made a string only for a span."""
-    tracer = _active_tracer()
     if tracer is None:
         return _NO_SPAN
     attributes: dict[str, Any] = {

@@ -22,7 +22,15 @@ from . import protocol
 from .auth import Credentials, Exchange, ExchangedCredentials, IamToken, check_token
 from .errors import ApiError, AuthError, UnauthenticatedError
 from .limits import MAX_RESUME_SKIP, SERVER_DEFAULT_PAGE_SIZE
-from .observe import Attempt, AttemptHook, attempt_span, call_span, emit, end_attempt_span
+from .observe import (
+    Attempt,
+    AttemptHook,
+    active_tracer,
+    attempt_span,
+    call_span,
+    emit,
+    end_attempt_span,
+)
 from .paging import PageStream, ResumePoint
 from .protocol import Call, Context, Service
 from .ratelimit import RateLimiter
@@ -69,7 +77,7 @@ class Pipeline:
 
         async def attempt() -> R:
             return await self._attempt(
-                transport, request, parse, token, retrying, outcome, page_token
+                transport, request, parse, token, retrying, outcome, page_token, tracer
             )
 
         def report(_: int, error: ApiError | None, wait: float | None) -> None:
@@ -90,7 +98,8 @@ class Pipeline:
             )
 
         reporting = report if settings.hooks else None
-        with call_span(call.name):
+        tracer = active_tracer()
+        with call_span(tracer, call.name):
             token = await self._token(transport, retrying, page_token)
             try:
                 return await retrying.run(attempt, report=reporting)
@@ -185,6 +194,7 @@ class Pipeline:
         retrying: Retrying,
         outcome: _Outcome,
         page_token: str | None,
+        tracer: Any,
     ) -> R:
         """One request: a 2xx answer's body parsed, or the `ApiError` for anything else."""
         settings = self.settings
@@ -195,7 +205,7 @@ class Pipeline:
         url = request.url(base)
         outcome.begin(client_request_id)
         context = Context(client_request_id, page_token, (token,))
-        with attempt_span("GET", url, base.host or "", base.port, outcome.number) as span:
+        with attempt_span(tracer, "GET", url, base.host or "", base.port, outcome.number) as span:
             try:
                 headers = protocol.request_headers(token, client_request_id)
                 failure: ApiError | None = None
