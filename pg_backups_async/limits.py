@@ -35,3 +35,15 @@ DEFAULT_TIMEOUT = 30.0
 """Seconds for one attempt, as a whole."""
 MAX_CONNECT_TIMEOUT = 10.0
 """Seconds to connect, at most, within an attempt."""
+
+# Bounds a broken or hostile server meets, never a real user (issue 22); each one can be
+# set where it applies. The client's:
+DEFAULT_MAX_PAGES = 10_000
+"""Pages of one listing after which it is cut off (10 million items at 1000 a page; a
+real cluster holds thousands of backups)."""
+STREAM_PAGE_SIZE = MAX_PAGE_SIZE
+"""The page size streams, fan-outs and inventories ask for when none is given."""
+
+# The command line's and the exporter's:
+MAX_SERVER_TEXT = 2000
+"""Characters of a server's message kept in an error, a log line or /healthz."""
