@@ -47,8 +47,9 @@ _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
 # Controls (C0, DEL, C1), format characters (bidirectional overrides and isolates,
 # zero-width spaces and joiners, the byte order mark, tags...), line and paragraph
 # separators: each could move the cursor, start an escape sequence, break a line, or
-# make the text read other than it is.
-_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# make the text read other than it is; and lone surrogates, which no terminal encoding
+# can write.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def _escape(code: int) -> str:

@@ -316,11 +316,13 @@ class AiohttpTransport:
         timeout: aiohttp.ClientTimeout | None = None,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
         session: aiohttp.ClientSession | None = None,
-        proxy: URL | None = None,
+        proxy: str | URL | None = None,
         trust_env: bool = True,
-        ssl: SSLContext | None = None,
+        ssl: SSLContext | str | os.PathLike[str] | None = None,
         user_agent: str = USER_AGENT,
     ) -> None:
+        proxy, ssl = check_proxy(proxy), check_ssl(ssl)
+        check_str(user_agent, "user_agent")
         timeout = timeout or aiohttp.ClientTimeout(
             total=DEFAULT_TIMEOUT, sock_connect=MAX_CONNECT_TIMEOUT
         )

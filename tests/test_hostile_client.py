@@ -272,6 +272,7 @@ def test_17_every_format_and_control_character_is_escaped_and_nothing_else() -> 
     assert not [c for c in shown if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
     kept = "é日本\u00a0\u0301😀"
     assert printable(kept) == kept
+    assert printable("a\ud800b") == "a\\ud800b"  # a lone surrogate: no encoding writes it
 
 
 # Issue 21 item 4: short secrets are redacted as whole words only.
