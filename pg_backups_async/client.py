@@ -343,10 +343,12 @@ class BackupsClient(AsyncClosing):
     ) -> PageStream[BackupsPage, Backup]:
         """Stream the cluster's backups, fetching each next page ahead.
 
-        Arguments are checked now, before any request; `max_items` stops after that
-        many backups, asking only for as many as it still needs. A listing that has
-        not ended after `max_pages` pages raises `ResponseFormatError`. `resume` (a
-        stream's `resume_point`, or its text) carries on exactly where one stopped.
+        Arguments are checked now, before any request. Pages hold `page_size` backups
+        (None: 1000, the fewest requests); `max_items` stops after that many backups,
+        asking only for as many as it still needs. A listing that has not ended after
+        `max_pages` pages (10,000 by default; None, asked for, is no bound) raises
+        `ResponseFormatError`. `resume` (a stream's `resume_point`, or its text)
+        carries on exactly where one stopped.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -397,7 +399,8 @@ class BackupsClient(AsyncClosing):
         max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[ClustersPage, Cluster]:
-        """Stream the folder's clusters, fetching each next page ahead.
+        """Stream the folder's clusters, fetching each next page ahead; `page_size`,
+        `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -445,7 +448,8 @@ class BackupsClient(AsyncClosing):
         max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[BackupsPage, Backup]:
-        """Stream every backup in the folder (`Backup.list`), fetching each next page ahead.
+        """Stream every backup in the folder (`Backup.list`), fetching each next page
+        ahead; `page_size`, `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -506,7 +510,8 @@ class BackupsClient(AsyncClosing):
         resume: ResumePoint | str | None = None,
     ) -> PageStream[CloudsPage, Cloud]:
         """Stream the clouds these credentials may see (`Cloud.list`), all of the
-        organization's with `organization_id`, fetching each next page ahead.
+        organization's with `organization_id`, fetching each next page ahead;
+        `page_size`, `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -565,7 +570,8 @@ class BackupsClient(AsyncClosing):
         max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[FoldersPage, Folder]:
-        """Stream the cloud's folders (`Folder.list`), fetching each next page ahead.
+        """Stream the cloud's folders (`Folder.list`), fetching each next page ahead;
+        `page_size`, `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -605,8 +611,10 @@ class BackupsClient(AsyncClosing):
 
         At most `concurrency` requests are in flight, across all clusters and pages.
         Duplicated ids are listed once; every id is checked now, before any request.
-        A cluster's error is captured in its result unless `fail_fast`. A cluster whose
-        listing has not ended after `max_pages` pages fails with `ResponseFormatError`.
+        A cluster's error is captured in its result unless `fail_fast`. Pages hold
+        `page_size` backups (None: 1000). A cluster whose listing has not ended after
+        `max_pages` pages (10,000 by default; None: no bound) fails with
+        `ResponseFormatError`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; a cluster's `ApiError`
         is its result's `error`, or, with `fail_fast`, raised by the iteration.
@@ -684,8 +692,11 @@ class BackupsClient(AsyncClosing):
         (discovered clusters first), then one line per cloud, folder or organization
         that could not be listed; a cluster's error is in its line. The result also
         says which folders were skipped for not being `ACTIVE`. `on_progress(done,
-        total)` is called as clusters complete. `max_pages` bounds each listing, as in
-        `list_backups_many`.
+        total)` is called as clusters complete. `page_size` and `max_pages` apply to
+        each listing, as in `list_backups_many`. A cluster named in `cluster_ids` and
+        not discovered is looked up (`Cluster.get`) by the same worker, for its name,
+        folder and environment; a failed lookup leaves them empty, not the line in
+        error. Each cluster's backups are summed up a page at a time, never held.
 
         Returns the lines; raises `ValueError` (or `TypeError`) for a bad argument.
         """
