@@ -89,7 +89,8 @@ class BackupsClient(AsyncClosing):
     or the path of a CA bundle (PEM) to trust instead of the system's. `user_agent` (an
     app's `name/version`) is appended to the library's own `User-Agent`. `session` is
     an `aiohttp.ClientSession` the caller owns and closes: the client sends through it
-    (with its own timeout, proxy, TLS and headers per request) and never closes it; its
+    (with its own timeout, proxy, TLS and headers per request) and never closes it; a
+    session made with `trust_env=True` is refused (pass `trust_env` here); its
     connector and cookie jar are the session's (the client's own session keeps no
     cookies: use `aiohttp.DummyCookieJar()` for the same). `transport` replaces the
     HTTP session altogether (for tests: `MockTransport`); the client closes it.

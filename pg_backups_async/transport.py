@@ -300,7 +300,8 @@ class AiohttpTransport:
     no cookies.
 
     Create it inside a running event loop. `session` is one the caller owns (its
-    connector, cookie jar and defaults are its own): `aclose()` then leaves it open;
+    connector, cookie jar and defaults are its own; not one made with `trust_env=True`):
+    `aclose()` then leaves it open;
     otherwise the transport makes one, with no cookie jar, and `aclose()` closes it.
     `proxy` (a URL) carries every request; else, with `trust_env`, the environment's
     `HTTPS_PROXY` and `NO_PROXY`, read now, say which https requests a proxy carries
@@ -347,6 +348,13 @@ class AiohttpTransport:
             )
         elif session.closed:
             raise ValueError("session is closed; pass an open aiohttp.ClientSession")
+        elif session.trust_env:
+            # It would add ~/.netrc credentials beside the token, and send http:// requests
+            # (the token in clear) through the environment's proxy.
+            raise ValueError(
+                "session must not trust the environment (trust_env=True): pass "
+                "trust_env to the client instead, which applies HTTPS_PROXY and NO_PROXY"
+            )
         self._session = session
 
     def with_timeout(self, timeout: aiohttp.ClientTimeout) -> AiohttpTransport:

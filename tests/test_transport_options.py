@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -367,6 +368,10 @@ async def test_a_closed_or_foreign_session_is_refused(emulator: Emulator) -> Non
     client = pba.BackupsClient(pba.IamToken(TOKEN), endpoint=emulator.url, session=session)
     with pytest.raises(ValueError, match="session is closed"):
         await client.__aenter__()
+    async with aiohttp.ClientSession(trust_env=True) as trusting:
+        client = pba.BackupsClient(pba.IamToken(TOKEN), endpoint=emulator.url, session=trusting)
+        with pytest.raises(ValueError, match=r"session must not trust the environment"):
+            await client.__aenter__()
     with pytest.raises(TypeError, match=r"session must be an aiohttp\.ClientSession"):
         pba.BackupsClient(pba.IamToken(TOKEN), session=object())  # type: ignore[arg-type]
 
@@ -476,3 +481,33 @@ async def test_with_options_checks_its_arguments() -> None:
         mocked.with_options(timeout=5)
     with pytest.raises(RuntimeError, match="not open"):
         await client.with_options(retry=FAST_RETRY).get_cluster("c9qk2b1dn8hbg7r0cvf4")
+
+
+# Network errors in the library's words
+
+
+@pytest.mark.parametrize(
+    ("fault", "sentence"),
+    [
+        (
+            Fault(drop=True, times=6),  # aiohttp itself resends once on a reused connection
+            r"reading the answer from 127\.0\.0\.1:\d+ failed: the server closed the "
+            r"connection \(2 attempts in \d+ ms\)",
+        ),
+        (
+            Fault(status=None, truncate=True, times=2),
+            r"reading the answer from 127\.0\.0\.1:\d+ failed: the body was cut off or "
+            r"malformed \(2 attempts in \d+ ms\)",
+        ),
+    ],
+    ids=["reset", "cut off"],
+)
+async def test_read_failures_are_one_sentence(
+    emulator: Emulator, fault: Fault, sentence: str
+) -> None:
+    emulator.inject(fault)
+    retry = pba.RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.001)
+    async with pba.BackupsClient(pba.IamToken(TOKEN), endpoint=emulator.url, retry=retry) as c:
+        with pytest.raises(pba.NetworkError) as caught:
+            await c.get_backups_page(emulator.cluster_ids[1])
+    assert re.fullmatch(sentence, str(caught.value)), str(caught.value)
