@@ -51,10 +51,12 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks: figures beside baselines from the same run; they assert nothing.
 
-    pydantic and msgspec are installed here only, as the peers `cpu.py` measures.
+    pydantic, msgspec, and grpcio with yandexcloud (the official SDK's stubs) are
+    installed here only, as the peers `cpu.py` measures; never by the library.
     """
-    session.install("-e", ".", "pydantic>=2", "msgspec")
+    session.install("-e", ".", "pydantic>=2", "msgspec", "grpcio", "yandexcloud")
     for script in (
+        "pagesize.py",
         "prefetch.py",
         "fanout.py",
         "cpu.py",

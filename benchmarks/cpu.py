@@ -11,7 +11,14 @@ over the rounds):
   client item stream  `async for` over client.list_backups, item by item
   aiohttp + our parser   the floor's requests, parsed by this client's parser
   pydantic  aiohttp + pydantic v2 models equivalent to ours (model_validate_json)
+  pydantic item stream   a hand-written aiohttp + pydantic client: `async for` over
+            an async generator that fetches page after page by token (the fair peer of
+            the client's item stream)
   msgspec   aiohttp + msgspec Structs equivalent to ours (json.decode, strict=False)
+  grpc item stream   the official SDK's path: grpc.aio with the `yandexcloud` stubs
+            (`ClusterService.ListBackups`) against a local grpc.aio server (its own
+            process) serving the same backups, each backup's timestamps turned into
+            `datetime`s (skipped, and said so, when grpcio or yandexcloud is missing)
 and the structuring step alone, from decoded JSON and from bytes, without HTTP.
 Peers' enums are strict here (the data holds no unknown values); ours map unknown
 values to UNKNOWN.
@@ -23,11 +30,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import statistics
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,6 +50,14 @@ from pydantic.alias_generators import to_camel
 import pg_backups_async as pba
 from pg_backups_async import calls, wire
 from pg_backups_async.models import BackupMethod, BackupStatus, BackupType
+
+try:  # the official SDK's path: installed by `nox -s bench` only
+    import grpc_peer
+except ImportError as missing:
+    grpc_peer = None
+    GRPC_MISSING = f"{missing.name or missing} is not installed"
+else:
+    GRPC_MISSING = ""
 
 PAGE_SIZE = 1000
 
@@ -95,8 +113,31 @@ def cpu_per_backup(run: Callable[[], Any], count: int) -> float:
     return (time.process_time() - started) / count * 1e6
 
 
+async def pydantic_stream(
+    session: aiohttp.ClientSession, url: str, wanted: int
+) -> AsyncIterator[PBackup]:
+    """A hand-written client's item stream: page after page by token, item by item."""
+    token, count = None, 0
+    headers = {"Authorization": "Bearer bench"}
+    while True:
+        params = {"pageSize": str(PAGE_SIZE)}
+        if token:
+            params["pageToken"] = token
+        async with session.get(url, params=params, headers=headers) as response:
+            response.raise_for_status()
+            page = PPage.model_validate_json(await response.read())
+        for backup in page.backups:
+            yield backup
+            count += 1
+            if count >= wanted:
+                return
+        token = page.next_page_token
+        if not token:
+            return
+
+
 async def http_paths(
-    url: str, cluster: str, requests: int
+    url: str, cluster: str, requests: int, grpc_address: str | None
 ) -> dict[str, Callable[[], Awaitable[int]]]:
     page_url = f"{url}/managed-postgresql/v1/clusters/{cluster}/backups?pageSize={PAGE_SIZE}"
     headers = {"Authorization": "Bearer bench"}
@@ -128,6 +169,14 @@ async def http_paths(
         assert count == wanted
         return count
 
+    async def peer_stream() -> int:
+        count = 0
+        listing = f"{url}/managed-postgresql/v1/clusters/{cluster}/backups"
+        async for _ in pydantic_stream(session, listing, requests * PAGE_SIZE):
+            count += 1
+        assert count == requests * PAGE_SIZE
+        return count
+
     decoder = msgspec.json.Decoder(MPage, strict=False)
     paths = {
         "floor": lambda: raw(orjson.loads),
@@ -135,20 +184,37 @@ async def http_paths(
         "client item stream": stream,
         "aiohttp + our parser": lambda: raw(calls.LIST_BACKUPS.parser()),
         "pydantic": lambda: raw(PPage.model_validate_json),
+        "pydantic item stream": peer_stream,
         "msgspec": lambda: raw(decoder.decode),
     }
-    paths["_close"] = lambda: _close(session, client)  # type: ignore[assignment]
+    channel = None
+    if grpc_address is not None and grpc_peer is not None:
+        channel, stub = grpc_peer.stub_for(grpc_address)
+
+        async def grpc_stream() -> int:
+            count = 0
+            async for _ in grpc_peer.stream(stub, cluster, requests * PAGE_SIZE):
+                count += 1
+            assert count == requests * PAGE_SIZE
+            return count
+
+        paths["grpc item stream"] = grpc_stream
+    paths["_close"] = lambda: _close(session, client, channel)  # type: ignore[assignment]
     return paths
 
 
-async def _close(session: aiohttp.ClientSession, client: pba.BackupsClient) -> int:
+async def _close(session: aiohttp.ClientSession, client: pba.BackupsClient, channel: Any) -> int:
     await session.close()
     await client.aclose()
+    if channel is not None:
+        await channel.close()
     return 0
 
 
-async def measure_http(url: str, cluster: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    paths = await http_paths(url, cluster, args.requests)
+async def measure_http(
+    url: str, cluster: str, args: argparse.Namespace, grpc_address: str | None
+) -> dict[str, list[float]]:
+    paths = await http_paths(url, cluster, args.requests, grpc_address)
     close = paths.pop("_close")
     for run in paths.values():  # warm up every path: connections, caches, lazy imports
         await run()
@@ -226,8 +292,11 @@ def main() -> None:
         url,
         ids,
     ):
-        http = asyncio.run(measure_http(url, ids[0], args))
         body = asyncio.run(fetch_body(url, ids[0]))
+        with _grpc_server(body, args.requests) as grpc_address:
+            http = asyncio.run(measure_http(url, ids[0], args, grpc_address))
+    if GRPC_MISSING:
+        print(f"the official SDK's gRPC path is skipped: {GRPC_MISSING}")
     alone = measure_structuring(body, args.rounds)
     floor = statistics.median(http["floor"])
     print(
@@ -249,6 +318,12 @@ def main() -> None:
         medians["client pages"],
         medians["pydantic"],
     )
+    peer_stream = medians["pydantic item stream"]
+    print(f"\n{'the item stream against its peers':36} {'ratio':>10}")
+    print(f"{'vs aiohttp + pydantic item stream':36} {stream / peer_stream:9.2f}x")
+    if "grpc item stream" in medians:
+        sdk = medians["grpc item stream"]
+        print(f"{'vs official SDK (grpc.aio + stubs)':36} {stream / sdk:9.2f}x")
     targets = report_targets(
         [
             Target(
@@ -286,6 +361,19 @@ def main() -> None:
         },
     )
     print(f"written to {path}")
+
+
+@contextlib.contextmanager
+def _grpc_server(body: bytes, pages: int) -> Iterator[str | None]:
+    """The official SDK's peer server, serving `pages` pages of `body`; None without it."""
+    if grpc_peer is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "page.json"
+        path.write_bytes(body)
+        with grpc_peer.grpc_server(path, pages) as address:
+            yield address
 
 
 if __name__ == "__main__":

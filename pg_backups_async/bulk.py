@@ -21,7 +21,7 @@ from .aio import AsyncClosing
 from .checks import check_int, check_iterable
 from .errors import ApiError, ResponseFormatError
 from .fanout import FanOut
-from .inventory import summarize
+from .inventory import Tally
 from .models import (
     Backup,
     Cluster,
@@ -61,6 +61,15 @@ def check_listing(concurrency: int, page_size: int | None, max_pages: int | None
     check_int(concurrency, "concurrency", minimum=1)
     protocol.validate_page_size(page_size)
     protocol.validate_max_pages(max_pages)
+
+
+async def _cluster_or_none(pipeline: Pipeline, cluster_id: str) -> Cluster | None:
+    """The cluster (`Cluster.get`), or None when it cannot be had: its listing says why."""
+    try:
+        cluster: Cluster = await pipeline.call(calls.GET_CLUSTER, {"cluster_id": cluster_id})
+    except ApiError:
+        return None
+    return cluster if cluster.id == cluster_id else None
 
 
 async def _collect(
@@ -301,28 +310,43 @@ async def inventory(
     lines: dict[str, ClusterInventory] = {}
     cloud_of = {folder.id: folder.cloud_id for folder in found.folders}
 
-    def line(cluster_id: str, result: ClusterBackups) -> ClusterInventory:
+    def line(cluster_id: str, tally: Tally, error: ApiError | None) -> ClusterInventory:
         cluster = known[cluster_id]
-        summary = summarize(result, cluster, now=now, stale_after=stale_after)
+        summary = tally.line(cluster_id, cluster, error, now=now, stale_after=stale_after)
         cloud_id = cloud_of.get(cluster.folder_id, "") if cluster is not None else ""
         return attrs.evolve(summary, cloud_id=cloud_id) if cloud_id else summary
 
     for cluster_id in known:
         error = _unusable("Cluster.list", "cluster_id", cluster_id)
         if error is not None:  # from Cluster.list: that cluster's line, not the end
-            lines[cluster_id] = line(cluster_id, ClusterBackups(cluster_id, error=error))
-    fanout = list_backups_many(
-        pipeline,
+            lines[cluster_id] = line(cluster_id, Tally(), error)
+
+    async def summarize_cluster(cluster_id: str) -> ClusterInventory:
+        if known[cluster_id] is None:  # named, not found: learn its name, folder, environment
+            known[cluster_id] = await _cluster_or_none(pipeline, cluster_id)
+        tally = Tally()
+        stream = pipeline.stream(
+            calls.LIST_BACKUPS,
+            {"cluster_id": cluster_id},
+            page_size=page_size,
+            max_pages=max_pages,
+            prefetch=False,
+        )
+        async with stream.pages() as pages:
+            async for page in pages:
+                tally.add(page.items)  # a page at a time: no cluster's backups are held
+        return line(cluster_id, tally, None)
+
+    fanout = FanOut(
+        summarize_cluster,
         [cluster_id for cluster_id in known if cluster_id not in lines],
+        on_error=lambda cluster_id, error: line(cluster_id, Tally(), error),
         concurrency=concurrency,
-        page_size=page_size,
-        fail_fast=False,
-        max_pages=max_pages,
     )
     track(fanout)
     async with fanout as results:
         async for result in results:
-            lines[result.cluster_id] = line(result.cluster_id, result)
+            lines[result.cluster_id] = result
             if on_progress is not None:
                 on_progress(len(lines), len(known))
     return Inventory(

@@ -7,13 +7,18 @@ listings are in `bulk`.
 
 from __future__ import annotations
 
+import copy
 import enum
+import os
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Self, TypeVar
+from ssl import SSLContext
+from typing import Any, Self, TypeVar
 
 import aiohttp
+import attrs
+from yarl import URL
 
 from . import bulk, calls, protocol
 from .aio import AsyncClosing
@@ -25,6 +30,7 @@ from .inventory import DEFAULT_STALE_AFTER
 from .limits import (
     DEFAULT_CONCURRENCY,
     DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_MAX_PAGES,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
     MAX_CONNECT_TIMEOUT,
@@ -46,7 +52,8 @@ from .paging import PageStream, ResumePoint
 from .pipeline import Pipeline, Settings
 from .ratelimit import RateLimiter
 from .retry import RetryBudget, RetryPolicy
-from .transport import AiohttpTransport, Transport
+from .transport import AiohttpTransport, Transport, check_proxy, check_ssl
+from .transport import user_agent as user_agent_header
 
 API_ENDPOINT = calls.MANAGED_POSTGRESQL.default_endpoint
 RESOURCE_MANAGER_ENDPOINT = calls.RESOURCE_MANAGER.default_endpoint
@@ -71,12 +78,30 @@ class BackupsClient(AsyncClosing):
     attempt as a whole, in seconds (connecting within at most 10 of them), or is an
     `aiohttp.ClientTimeout`; `connection_limit` caps the pool of connections, and so a
     fan-out; `requests_per_second` spaces every request, retries included; an answer
-    over `max_response_bytes` (counted after decompression) is refused. `transport`
-    replaces the aiohttp session (for tests: `MockTransport`); the client closes it.
+    over `max_response_bytes` (counted after decompression; 8 MiB by default, eight
+    times a page of 1000 backups) is refused.
+
+    The HTTP session: `trust_env` (default True) sends https requests through the proxy
+    that `HTTPS_PROXY` names, except to hosts in `NO_PROXY`, as read when the client
+    opens (`http://` endpoints, loopback hosts only, never go through it); `proxy` (a URL, `http://user:password@host:port`)
+    carries every request instead. An https request always crosses a proxy inside a
+    `CONNECT` tunnel, so the proxy never sees the token. `ssl` is an `ssl.SSLContext`,
+    or the path of a CA bundle (PEM) to trust instead of the system's. `user_agent` (an
+    app's `name/version`) is appended to the library's own `User-Agent`. `session` is
+    an `aiohttp.ClientSession` the caller owns and closes: the client sends through it
+    (with its own timeout, proxy, TLS and headers per request) and never closes it; a
+    session made with `trust_env=True` is refused (pass `trust_env` here); its
+    connector and cookie jar are the session's (the client's own session keeps no
+    cookies: use `aiohttp.DummyCookieJar()` for the same). `transport` replaces the
+    HTTP session altogether (for tests: `MockTransport`); the client closes it.
+
     `on_attempt` is a function (or several) called with an `Attempt` after every HTTP
     attempt, for the caller's logs, metrics and traces. `rate_limiter` (instead of
     `requests_per_second`) and `retry_budget` (instead of the one `retry.budget` makes)
     may be shared by several clients, so that together they keep one rate and one budget.
+    `with_options()` makes a client that differs in its timeout and retries only.
+
+    Raises `TypeError` or `ValueError`, naming the argument, for a bad one.
     """
 
     def __init__(
@@ -94,6 +119,11 @@ class BackupsClient(AsyncClosing):
         on_attempt: AttemptHook | Sequence[AttemptHook] | None = None,
         rate_limiter: RateLimiter | None = None,
         retry_budget: RetryBudget | None = None,
+        trust_env: bool = True,
+        proxy: str | URL | None = None,
+        ssl: SSLContext | str | os.PathLike[str] | None = None,
+        user_agent: str | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         if credentials is None:
             credentials = credentials_from_env()
@@ -108,6 +138,32 @@ class BackupsClient(AsyncClosing):
             raise TypeError(
                 f"transport must provide send() and aclose(), not {type(transport).__name__}"
             )
+        if not isinstance(trust_env, bool):
+            raise TypeError(f"trust_env must be a bool, not {type(trust_env).__name__}")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError(
+                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
+            )
+        self._proxy = check_proxy(proxy)
+        self._ssl = check_ssl(ssl)
+        self._user_agent = user_agent_header(user_agent)
+        self._trust_env = trust_env
+        self._session = session
+        if transport is not None:
+            given = [
+                name
+                for name, value in (
+                    ("session", session),
+                    ("proxy", proxy),
+                    ("ssl", ssl),
+                    ("user_agent", user_agent),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"transport replaces the HTTP session; {', '.join(given)} cannot go with it"
+                )
         self._credentials = credentials
         self._base_url = protocol.validate_endpoint(endpoint or API_ENDPOINT)
         self._resource_manager_url = protocol.validate_endpoint(
@@ -119,6 +175,9 @@ class BackupsClient(AsyncClosing):
         self._connection_limit = check_int(connection_limit, "connection_limit", minimum=1)
         self._transport = transport
         self._state = _Lifecycle.NEW
+        self._parent: BackupsClient | None = None
+        self._own_timeout = False  # a client of with_options(timeout=...)
+        self._views: dict[int, Transport] = {}
         self._streams: weakref.WeakSet[AsyncClosing] = weakref.WeakSet()
         self._pipeline = Pipeline(
             Settings(
@@ -135,6 +194,60 @@ class BackupsClient(AsyncClosing):
             ),
             self._require_open,
         )
+
+    def with_options(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+        max_response_bytes: int | None = None,
+        on_attempt: AttemptHook | Sequence[AttemptHook] | None = None,
+    ) -> BackupsClient:
+        """A client that differs from this one only in the settings given (None: this
+        one's; `on_attempt=()` for no hooks), for a call or a part of an app:
+        `await client.with_options(timeout=5, retry=RetryPolicy.disabled()).get_cluster(...)`.
+
+        It shares this client's HTTP session, credentials, endpoints, rate limiter and
+        retry budget (whatever `retry.budget` says), and is open while this one is.
+        Closing it closes its own streams only; closing this one closes its streams too.
+        `timeout` needs the client's own HTTP session (not `transport=`).
+
+        Raises `TypeError` or `ValueError`, naming the argument, for a bad one.
+        """
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, not {type(retry).__name__}")
+        client_timeout = None if timeout is None else _client_timeout(timeout)
+        if (
+            client_timeout is not None
+            and self._transport is not None
+            and not isinstance(self._transport, AiohttpTransport)
+        ):
+            raise ValueError(
+                "timeout cannot be changed for a client made with transport=; "
+                "pass it to that transport"
+            )
+        settings = self._pipeline.settings
+        changes: dict[str, Any] = {}
+        if retry is not None:
+            changes["retry"] = retry
+        if max_response_bytes is not None:
+            changes["max_response_bytes"] = check_int(
+                max_response_bytes, "max_response_bytes", minimum=1
+            )
+        if on_attempt is not None:
+            changes["hooks"] = check_hooks(on_attempt)
+        child = copy.copy(self)
+        child._parent = self._root()
+        child._state = _Lifecycle.OPEN if self._state is not _Lifecycle.CLOSED else self._state
+        child._streams = weakref.WeakSet()
+        child._views = {}
+        if client_timeout is not None:
+            child._timeout, child._own_timeout = client_timeout, True
+        child._pipeline = Pipeline(attrs.evolve(settings, **changes), child._require_open)
+        return child
+
+    def _root(self) -> BackupsClient:
+        return self if self._parent is None else self._parent
 
     @property
     def endpoint(self) -> str:
@@ -168,6 +281,9 @@ class BackupsClient(AsyncClosing):
         )
 
     async def __aenter__(self) -> Self:
+        if self._parent is not None:  # a client of with_options(): open with its parent
+            self._require_open()
+            return self
         if self._state is not _Lifecycle.NEW:
             raise RuntimeError(
                 f"this BackupsClient is {self._state}; a client is entered once, "
@@ -175,20 +291,27 @@ class BackupsClient(AsyncClosing):
             )
         if self._transport is None:
             self._transport = AiohttpTransport(
-                timeout=self._timeout, connection_limit=self._connection_limit
+                timeout=self._timeout,
+                connection_limit=self._connection_limit,
+                session=self._session,
+                proxy=self._proxy,
+                trust_env=self._trust_env,
+                ssl=self._ssl,
+                user_agent=self._user_agent,
             )
         self._state = _Lifecycle.OPEN
         return self
 
     async def aclose(self) -> None:
-        """Close every stream still open, then the transport."""
+        """Close every stream still open, then the transport (never a `session=` of the
+        caller's; for a client of `with_options()`, only its own streams)."""
         if self._state is _Lifecycle.CLOSED:
             return
         was_open = self._state is _Lifecycle.OPEN
         self._state = _Lifecycle.CLOSED
         for stream in list(self._streams):
             await stream.aclose()
-        if was_open and self._transport is not None:
+        if was_open and self._parent is None and self._transport is not None:
             await self._transport.aclose()
 
     # The calls: each a thin wrapper over a call of the table.
@@ -216,15 +339,17 @@ class BackupsClient(AsyncClosing):
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[BackupsPage, Backup]:
         """Stream the cluster's backups, fetching each next page ahead.
 
-        Arguments are checked now, before any request; `max_items` stops after that
-        many backups, asking only for as many as it still needs. A listing that has
-        not ended after `max_pages` pages raises `ResponseFormatError`. `resume` (a
-        stream's `resume_point`, or its text) carries on exactly where one stopped.
+        Arguments are checked now, before any request. Pages hold `page_size` backups
+        (None: 1000, the fewest requests); `max_items` stops after that many backups,
+        asking only for as many as it still needs. A listing that has not ended after
+        `max_pages` pages (10,000 by default; None, asked for, is no bound) raises
+        `ResponseFormatError`. `resume` (a stream's `resume_point`, or its text)
+        carries on exactly where one stopped.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -272,10 +397,11 @@ class BackupsClient(AsyncClosing):
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[ClustersPage, Cluster]:
-        """Stream the folder's clusters, fetching each next page ahead.
+        """Stream the folder's clusters, fetching each next page ahead; `page_size`,
+        `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -320,10 +446,11 @@ class BackupsClient(AsyncClosing):
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[BackupsPage, Backup]:
-        """Stream every backup in the folder (`Backup.list`), fetching each next page ahead.
+        """Stream every backup in the folder (`Backup.list`), fetching each next page
+        ahead; `page_size`, `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -380,11 +507,12 @@ class BackupsClient(AsyncClosing):
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[CloudsPage, Cloud]:
         """Stream the clouds these credentials may see (`Cloud.list`), all of the
-        organization's with `organization_id`, fetching each next page ahead.
+        organization's with `organization_id`, fetching each next page ahead;
+        `page_size`, `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -440,10 +568,11 @@ class BackupsClient(AsyncClosing):
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
     ) -> PageStream[FoldersPage, Folder]:
-        """Stream the cloud's folders (`Folder.list`), fetching each next page ahead.
+        """Stream the cloud's folders (`Folder.list`), fetching each next page ahead;
+        `page_size`, `max_items`, `max_pages` and `resume` as in `list_backups`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; iterating raises an
         `ApiError` subclass when a page cannot be had.
@@ -477,14 +606,16 @@ class BackupsClient(AsyncClosing):
         concurrency: int = DEFAULT_CONCURRENCY,
         page_size: int | None = None,
         fail_fast: bool = False,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
     ) -> FanOut[str, ClusterBackups]:
         """List many clusters' backups at once: `ClusterBackups` in completion order.
 
         At most `concurrency` requests are in flight, across all clusters and pages.
         Duplicated ids are listed once; every id is checked now, before any request.
-        A cluster's error is captured in its result unless `fail_fast`. A cluster whose
-        listing has not ended after `max_pages` pages fails with `ResponseFormatError`.
+        A cluster's error is captured in its result unless `fail_fast`. Pages hold
+        `page_size` backups (None: 1000). A cluster whose listing has not ended after
+        `max_pages` pages (10,000 by default; None: no bound) fails with
+        `ResponseFormatError`.
 
         Raises `ValueError` (or `TypeError`) for a bad argument now; a cluster's `ApiError`
         is its result's `error`, or, with `fail_fast`, raised by the iteration.
@@ -510,7 +641,7 @@ class BackupsClient(AsyncClosing):
         organization_id: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         page_size: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
     ) -> Discovery:
         """Find the clusters of the folders named, of every `ACTIVE` folder of the clouds
         named, and with `all_clouds` of every cloud these credentials can list (all of
@@ -528,7 +659,7 @@ class BackupsClient(AsyncClosing):
         self._require_open()
         return await bulk.discover(
             self._pipeline,
-            self._streams.add,
+            self._track,
             folder_ids=folders,
             cloud_ids=clouds,
             all_clouds=all_clouds,
@@ -551,7 +682,7 @@ class BackupsClient(AsyncClosing):
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         now: datetime | None = None,
         on_progress: Callable[[int, int], None] | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
     ) -> Inventory:
         """Summarize the backups of every cluster found, as `discover_clusters` finds
         them, and of the clusters named; any combination of the four.
@@ -562,15 +693,18 @@ class BackupsClient(AsyncClosing):
         (discovered clusters first), then one line per cloud, folder or organization
         that could not be listed; a cluster's error is in its line. The result also
         says which folders were skipped for not being `ACTIVE`. `on_progress(done,
-        total)` is called as clusters complete. `max_pages` bounds each listing, as in
-        `list_backups_many`.
+        total)` is called as clusters complete. `page_size` and `max_pages` apply to
+        each listing, as in `list_backups_many`. A cluster named in `cluster_ids` and
+        not discovered is looked up (`Cluster.get`) by the same worker, for its name,
+        folder and environment; a failed lookup leaves them empty, not the line in
+        error. Each cluster's backups are summed up a page at a time, never held.
 
         Returns the lines; raises `ValueError` (or `TypeError`) for a bad argument.
         """
         self._require_open()
         return await bulk.inventory(
             self._pipeline,
-            self._streams.add,
+            self._track,
             folder_ids=folder_ids,
             cluster_ids=cluster_ids,
             cloud_ids=cloud_ids,
@@ -587,9 +721,22 @@ class BackupsClient(AsyncClosing):
     def _stream(self, stream: _S) -> _S:
         """A stream or fan-out of the caller's: closing the client closes it."""
         self._streams.add(stream)
+        if self._parent is not None:
+            self._parent._streams.add(stream)
         return stream
 
+    def _track(self, stream: AsyncClosing) -> None:
+        self._stream(stream)
+
     def _require_open(self) -> Transport:
+        if self._parent is not None and self._state is not _Lifecycle.CLOSED:
+            transport = self._parent._require_open()
+            if not self._own_timeout or not isinstance(transport, AiohttpTransport):
+                return transport
+            view = self._views.get(id(transport))
+            if view is None:
+                view = self._views[id(transport)] = transport.with_timeout(self._timeout)
+            return view
         if self._state is _Lifecycle.OPEN and self._transport is not None:
             return self._transport
         if self._state is _Lifecycle.CLOSED:

@@ -11,7 +11,13 @@ import attrs
 
 from .aio import AsyncClosing, retrieve_exception
 from .errors import ApiError, ResponseFormatError
-from .limits import MAX_EMPTY_PAGES, MAX_PAGE_SIZE, SERVER_DEFAULT_PAGE_SIZE
+from .limits import (
+    DEFAULT_MAX_PAGES,
+    MAX_EMPTY_PAGES,
+    MAX_PAGE_SIZE,
+    MAX_RESUME_SKIP,
+    SERVER_DEFAULT_PAGE_SIZE,
+)
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -40,17 +46,30 @@ FetchPage = Callable[[str | None, int | None], Awaitable[P]]
 _RESUME_MARK = "~"
 
 
+def _check_token(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"page_token must be a str or None, not {type(value).__name__}")
+
+
+def _check_skip(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"skip must be an int, not {type(value).__name__}")
+    if not 0 <= value <= MAX_RESUME_SKIP:
+        raise ValueError(f"a resume point skips 0 to {MAX_RESUME_SKIP} items, not {value}")
+
+
 @attrs.frozen
 class ResumePoint:
     """Where a listing stopped, to the item: a page's token, and how many of that page's
     items were already handed out.
 
     `str()` gives a short text (`~3~MTAw`) that `parse()` and the list calls'
-    `resume=` (and the CLI's `--page-token`) take back.
+    `resume=` (and the CLI's `--page-token`) take back. A `skip` that is not an int
+    from 0 to `MAX_RESUME_SKIP` (999) is refused when the point is made.
     """
 
-    page_token: str | None = None
-    skip: int = 0
+    page_token: str | None = attrs.field(default=None, validator=_check_token)
+    skip: int = attrs.field(default=0, validator=_check_skip)
 
     def __str__(self) -> str:
         return f"{_RESUME_MARK}{self.skip}{_RESUME_MARK}{self.page_token or ''}"
@@ -118,7 +137,7 @@ class PageStream(AsyncClosing, Generic[P, T]):
         page_token: str | None = None,
         skip: int = 0,
         max_items: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         prefetch: bool = True,
         default_page_size: int = SERVER_DEFAULT_PAGE_SIZE,
         name: str = "listing",

@@ -20,8 +20,8 @@ from yarl import URL
 
 from . import protocol
 from .auth import Credentials, Exchange, ExchangedCredentials, IamToken, check_token
-from .errors import ApiError, AuthError, UnauthenticatedError
-from .limits import MAX_RESUME_SKIP, SERVER_DEFAULT_PAGE_SIZE
+from .errors import ApiError, AuthError, NetworkError, UnauthenticatedError
+from .limits import DEFAULT_MAX_PAGES, SERVER_DEFAULT_PAGE_SIZE, STREAM_PAGE_SIZE
 from .observe import (
     Attempt,
     AttemptHook,
@@ -100,14 +100,18 @@ class Pipeline:
         reporting = report if settings.hooks else None
         tracer = active_tracer()
         with call_span(tracer, call.name):
-            token = await self._token(transport, retrying, page_token)
             try:
+                token = await self._token(transport, retrying, page_token)
+                try:
+                    return await retrying.run(attempt, report=reporting)
+                except UnauthenticatedError:
+                    if not settings.credentials.invalidate(token):
+                        raise
+                token = await self._token(transport, retrying, page_token)  # a fresh one
                 return await retrying.run(attempt, report=reporting)
-            except UnauthenticatedError:
-                if not settings.credentials.invalidate(token):
-                    raise
-            token = await self._token(transport, retrying, page_token)  # a fresh one, once more
-            return await retrying.run(attempt, report=reporting)
+            except NetworkError as error:
+                failure = _spent(error, retrying)
+            raise failure  # outside the except block: nothing in its context
 
     def stream(
         self,
@@ -117,11 +121,16 @@ class Pipeline:
         page_size: int | None = None,
         page_token: str | None = None,
         max_items: int | None = None,
-        max_pages: int | None = None,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         resume: ResumePoint | str | None = None,
         prefetch: bool = True,
     ) -> PageStream[Any, Any]:
-        """A stream over a list call, its arguments all checked now, before any request."""
+        """A stream over a list call, its arguments all checked now, before any request.
+
+        No `page_size` asks for pages of `STREAM_PAGE_SIZE` (1000): the fewest requests.
+        """
+        if page_size is None:
+            page_size = STREAM_PAGE_SIZE
         skip = 0
         if resume is not None:
             if page_token is not None:
@@ -132,9 +141,7 @@ class Pipeline:
                 raise TypeError(
                     f"resume must be a ResumePoint or str, not {type(resume).__name__}"
                 )
-            page_token, skip = resume.page_token, resume.skip
-            if not 0 <= skip <= MAX_RESUME_SKIP:
-                raise ValueError(f"a resume point skips 0 to {MAX_RESUME_SKIP} items, not {skip}")
+            page_token, skip = resume.page_token, resume.skip  # checked when it was made
         checked = dict(arguments, page_size=page_size, page_token=page_token)
         call.request(checked)  # every argument checked, before the first page is asked for
         protocol.validate_max_items(max_items)
@@ -198,8 +205,17 @@ class Pipeline:
     ) -> R:
         """One request: a 2xx answer's body parsed, or the `ApiError` for anything else."""
         settings = self.settings
-        if settings.rate_limiter is not None:
-            await settings.rate_limiter.acquire()
+        limiter = settings.rate_limiter
+        if limiter is not None and not await limiter.acquire(within=retrying.remaining()):
+            outcome.begin(None)
+            refused = NetworkError(
+                f"the call's deadline (max_time, {settings.retry.max_time:g} s) would pass "
+                "waiting for its turn under the rate limit",
+                retryable=False,
+                page_token=page_token,
+            )
+            outcome.failed(refused)
+            raise refused
         client_request_id = str(uuid.uuid4())
         base = settings.base_urls[request.service]
         url = request.url(base)
@@ -232,6 +248,14 @@ class Pipeline:
             return result
 
 
+def _spent(error: NetworkError, retrying: Retrying) -> NetworkError:
+    """The error, its sentence ending with the attempts made and the time spent."""
+    attempts = "1 attempt" if retrying.attempts == 1 else f"{retrying.attempts} attempts"
+    spent = max(0.0, retrying.policy.max_time - retrying.remaining())
+    took = f"{spent * 1000:.0f} ms" if spent < 0.1 else f"{spent:.1f} s"
+    return error.evolve(message=f"{error.message} ({attempts} in {took})")
+
+
 @attrs.define
 class _Outcome:
     """How the latest attempt of a call went, for the `on_attempt` hooks."""
@@ -243,7 +267,7 @@ class _Outcome:
     client_request_id: str | None = None
     request_id: str | None = None
 
-    def begin(self, client_request_id: str) -> None:
+    def begin(self, client_request_id: str | None) -> None:
         self.number += 1
         self.started = time.perf_counter()
         self.status = self.request_id = None

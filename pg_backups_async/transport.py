@@ -10,8 +10,14 @@ need no server.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
+import os
+import ssl
+import urllib.request
+from base64 import b64encode
 from collections.abc import Awaitable, Callable, Mapping
+from ssl import SSLContext
 from typing import Protocol, runtime_checkable
 
 import aiohttp
@@ -20,6 +26,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from . import __version__
+from .checks import check_str
 from .errors import ApiError, NetworkError, ResponseFormatError
 from .limits import DEFAULT_CONNECTION_LIMIT, DEFAULT_TIMEOUT, MAX_CONNECT_TIMEOUT
 from .sanitize import REDACTED, redact
@@ -112,11 +119,17 @@ def too_large(request: HttpRequest, status: int, headers: Mapping[str, str], cap
     )
 
 
+def _where(request: HttpRequest) -> str:
+    url = request.url
+    host = url.host or ""
+    return f"[{host}]:{url.port}" if ":" in host else f"{host}:{url.port}"
+
+
 def _timed_out(request: HttpRequest, deadline_passed: bool) -> NetworkError:
     return NetworkError(
-        "TimeoutError: the call's deadline (max_time) passed"
+        f"the call's deadline (max_time) passed while waiting for {_where(request)}"
         if deadline_passed
-        else "TimeoutError",
+        else f"the request to {_where(request)} timed out (the attempt's timeout)",
         client_request_id=request.client_request_id,
     )
 
@@ -127,24 +140,175 @@ def request_secrets(request: HttpRequest) -> tuple[str, ...]:
     return (credentials,) if scheme and credentials else ()
 
 
-def _network_error(request: HttpRequest, exc: aiohttp.ClientError) -> NetworkError:
+def _os_reason(error: OSError | None) -> str:
+    """An OS error in words: `connection refused`, not `[Errno 111] Connect call failed`."""
+    if error is None:
+        return "no reason given"
+    if error.errno:
+        return os.strerror(error.errno).lower()
+    return str(error) or type(error).__name__
+
+
+def _describe(request: HttpRequest, exc: aiohttp.ClientError) -> str:
+    """What failed, in the library's words: never an aiohttp class name."""
+    where = _where(request)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        reason = getattr(exc.certificate_error, "verify_message", "") or "not trusted"
+        return (
+            f"TLS with {where} failed: its certificate is not trusted ({reason}); "
+            "pass ssl= with the CA bundle that signed it"
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        reason = getattr(exc.os_error, "reason", None) or _os_reason(exc.os_error)
+        return f"TLS with {where} failed: {str(reason).lower().replace('_', ' ')}"
+    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
+        return f"TLS with {where} failed: the certificate's fingerprint does not match"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return f"could not connect to the proxy {exc.host}:{exc.port}: {_os_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        return f"the proxy refused the tunnel to {where}: HTTP {exc.status} {exc.message}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if type(exc).__name__ == "ClientConnectorDNSError":
+            return f"could not resolve {exc.host}: {_os_reason(exc.os_error)}"
+        return f"could not connect to {where}: {_os_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return f"the request to {where} timed out ({exc})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"reading the answer from {where} failed: the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"reading the answer from {where} failed: the body was cut off or malformed"
+    if isinstance(exc, aiohttp.ClientOSError):
+        return f"the connection to {where} failed: {_os_reason(exc)}"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return f"the URL for {where} is not valid"
     if isinstance(exc, aiohttp.ClientResponseError):
-        # Its str() names the URL and status only; its repr would carry the headers.
         # Its message is the server's reason phrase, which may echo the request.
-        text = f"{type(exc).__name__}: {exc.message}"
-    else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return f"the answer from {where} is not valid HTTP: {exc.message}"
+    return f"the request to {where} failed" + (f": {exc}" if str(exc) else "")
+
+
+def _network_error(request: HttpRequest, exc: aiohttp.ClientError) -> NetworkError:
     return NetworkError(
-        redact(text, request_secrets(request)),
+        redact(_describe(request, exc), request_secrets(request)),
         client_request_id=request.client_request_id,
         retryable=not isinstance(exc, _PERMANENT_CLIENT_ERRORS),
     )
 
 
-class AiohttpTransport:
-    """A transport over one `aiohttp.ClientSession`: pooled connections, no redirects.
+def user_agent(suffix: str | None) -> str:
+    """The `User-Agent`: the library's own, then `suffix` (an app's `name/version`)."""
+    if suffix is None:
+        return USER_AGENT
+    check_str(suffix, "user_agent")
+    if not suffix.strip() or not suffix.isprintable() or not suffix.isascii():
+        raise ValueError("user_agent must be printable ASCII, such as 'my-app/1.2'")
+    return f"{USER_AGENT} {suffix.strip()}"
 
-    Create it inside a running event loop; `aclose()` closes the session.
+
+def check_ssl(value: SSLContext | str | os.PathLike[str] | None) -> SSLContext | None:
+    """An `ssl.SSLContext`, or one that trusts the CA bundle at a path (PEM)."""
+    if value is None or isinstance(value, SSLContext):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | os.PathLike):
+        raise TypeError(
+            f"ssl must be an ssl.SSLContext or a CA bundle's path, not {type(value).__name__}"
+        )
+    path = os.fspath(value)
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as error:
+        reason = error.strerror or str(error) if isinstance(error, OSError) else str(error)
+        raise ValueError(f"ssl: cannot load a CA bundle from {path!r}: {reason}") from None
+
+
+def check_proxy(value: str | URL | None) -> URL | None:
+    """A proxy's URL: `http://` or `https://`, host and port, perhaps user and password."""
+    if value is None:
+        return None
+    if not isinstance(value, str | URL):
+        raise TypeError(f"proxy must be a str or yarl.URL, not {type(value).__name__}")
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("proxy must look like http://host:port (or https://)")
+    if not url.host.isprintable() or any(c.isspace() for c in url.host):
+        raise ValueError("proxy must look like http://host:port (or https://)")
+    return url
+
+
+def _split_auth(proxy: URL | None) -> tuple[URL | None, Mapping[str, str] | None]:
+    """The proxy without its user and password, and the header that carries them."""
+    if proxy is None or proxy.user is None:
+        return proxy, None
+    pair = f"{proxy.user}:{proxy.password or ''}".encode()
+    return proxy.with_user(None), {"Proxy-Authorization": f"Basic {b64encode(pair).decode()}"}
+
+
+class _Proxies:
+    """Which proxy each request goes through: the explicit one, else the environment's
+    (`HTTPS_PROXY` and `NO_PROXY`, read once) for https requests. An http:// endpoint is
+    a loopback host (`protocol.validate_endpoint`): no environment proxy carries its
+    requests, which would show the proxy the token."""
+
+    def __init__(self, proxy: URL | None, trust_env: bool) -> None:
+        self.explicit = proxy
+        self.environment: dict[str, str] = {}
+        if proxy is None and trust_env:
+            found = urllib.request.getproxies_environment()
+            self.environment = {k: v for k, v in found.items() if k in ("https", "no")}
+        self._chosen: dict[tuple[str, str, int | None], URL | None] = {}
+
+    def for_url(self, scheme: str, host: str, port: int | None) -> URL | None:
+        """The proxy for a request to this scheme, host and port, or None."""
+        if self.explicit is not None or not self.environment:
+            return self.explicit
+        key = (scheme, host, port)
+        if key not in self._chosen:
+            if len(self._chosen) > 64:  # a client talks to two or three hosts
+                self._chosen.clear()
+            self._chosen[key] = self._choose(scheme, host, port)
+        return self._chosen[key]
+
+    def _choose(self, scheme: str, host: str, port: int | None) -> URL | None:
+        chosen = self.environment.get(scheme) if scheme == "https" else None
+        if not chosen or _bypassed(host, port, self.environment):
+            return None
+        try:
+            return check_proxy(chosen if "://" in chosen else f"http://{chosen}")
+        except ValueError:
+            return None  # as urllib and aiohttp do: an unusable variable is not a proxy
+
+
+def _bypassed(host: str, port: int | None, environment: Mapping[str, str]) -> bool:
+    """Whether `NO_PROXY` names the host: `*`, the host, a domain it is in (`.example.com`
+    or `example.com`), each perhaps with `:port`; as curl and urllib read it."""
+    host = host.lower().strip("[]")
+    for entry in environment.get("no", "").lower().split(","):
+        entry = entry.strip()
+        if entry == "*":
+            return True
+        name, _, wanted = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        if wanted and str(port) != wanted:
+            continue
+        name = name.strip("[]").lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
+class AiohttpTransport:
+    """A transport over one `aiohttp.ClientSession`: pooled connections, no redirects,
+    no cookies.
+
+    Create it inside a running event loop. `session` is one the caller owns (its
+    connector, cookie jar and defaults are its own; not one made with `trust_env=True`):
+    `aclose()` then leaves it open;
+    otherwise the transport makes one, with no cookie jar, and `aclose()` closes it.
+    `proxy` (a URL) carries every request; else, with `trust_env`, the environment's
+    `HTTPS_PROXY` and `NO_PROXY`, read now, say which https requests a proxy carries
+    (http:// endpoints are loopback hosts: never through a proxy of the environment).
+    An https request through a proxy is always tunnelled (`CONNECT`): the proxy never
+    sees its headers. `ssl` is the TLS context for https requests
+    (None: the system's trust store); `user_agent` is the whole `User-Agent`.
     """
 
     def __init__(
@@ -152,17 +316,55 @@ class AiohttpTransport:
         *,
         timeout: aiohttp.ClientTimeout | None = None,
         connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+        session: aiohttp.ClientSession | None = None,
+        proxy: str | URL | None = None,
+        trust_env: bool = True,
+        ssl: SSLContext | str | os.PathLike[str] | None = None,
+        user_agent: str = USER_AGENT,
     ) -> None:
+        proxy, ssl = check_proxy(proxy), check_ssl(ssl)
+        check_str(user_agent, "user_agent")
         timeout = timeout or aiohttp.ClientTimeout(
             total=DEFAULT_TIMEOUT, sock_connect=MAX_CONNECT_TIMEOUT
         )
+        self._timeout = timeout
         self._attempt_time = timeout.total
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=connection_limit),
-            timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
-            raise_for_status=False,
-        )
+        self._ssl: SSLContext | bool = True if ssl is None else ssl
+        self._proxies = _Proxies(proxy, trust_env)
+        self._headers = {"User-Agent": user_agent}
+        self._owned = session is None
+        if session is None:
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=connection_limit),
+                timeout=timeout,
+                headers=self._headers,
+                raise_for_status=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,  # proxies are chosen here; never ~/.netrc over our token
+            )
+        elif not isinstance(session, aiohttp.ClientSession):
+            raise TypeError(
+                f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
+            )
+        elif session.closed:
+            raise ValueError("session is closed; pass an open aiohttp.ClientSession")
+        elif session.trust_env:
+            # It would add ~/.netrc credentials beside the token, and send http:// requests
+            # (the token in clear) through the environment's proxy.
+            raise ValueError(
+                "session must not trust the environment (trust_env=True): pass "
+                "trust_env to the client instead, which applies HTTPS_PROXY and NO_PROXY"
+            )
+        self._session = session
+
+    def with_timeout(self, timeout: aiohttp.ClientTimeout) -> AiohttpTransport:
+        """A transport over the same session and settings with another timeout per
+        attempt; closing it leaves the session open."""
+        other = copy.copy(self)
+        other._timeout = timeout
+        other._attempt_time = timeout.total
+        other._owned = False
+        return other
 
     async def send(
         self, request: HttpRequest, *, max_bytes: int, deadline: float | None = None
@@ -187,19 +389,30 @@ class AiohttpTransport:
         raise failure  # outside the except block: no aiohttp exception in its context
 
     async def _send(self, request: HttpRequest, max_bytes: int) -> HttpResponse:
+        url = request.url
+        chosen = self._proxies.for_url(url.scheme, url.host or "", url.port)
+        proxy, proxy_headers = _split_auth(chosen)
+        headers = request.headers
+        if not self._owned:  # a session of the caller's, or shared: its defaults are not ours
+            headers = {**self._headers, **headers}
         async with self._session.request(
             request.method,
-            request.url,
-            headers=request.headers,
+            url,
+            headers=headers,
             data=request.body,
             allow_redirects=False,
+            proxy=proxy,
+            proxy_headers=proxy_headers,
+            ssl=self._ssl,
+            timeout=self._timeout,
         ) as response:
             body = await _read(request, response, max_bytes)
             return HttpResponse(response.status, response.headers, body)
 
     async def aclose(self) -> None:
-        """Close the session and its connections."""
-        await self._session.close()
+        """Close the session and its connections, unless the session is the caller's."""
+        if self._owned:
+            await self._session.close()
 
 
 async def _read(request: HttpRequest, response: aiohttp.ClientResponse, cap: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ import pytest
 
 import pg_backups_async as pba
 from pg_backups_async.cli import human_age, inventory_exit_code, parse_duration
-from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, emulator_process
+from pg_backups_async.emulator import DEFAULT_FOLDER_ID, Emulator, Fault, emulator_process
 from pg_backups_async.inventory import summarize
 from tests.conftest import ANCHOR, TOKEN, CliResult, run_cli
 
@@ -277,3 +278,36 @@ def test_progress_is_drawn_only_on_a_terminal() -> None:
     assert "4/4 clusters" in terminal.getvalue()
     assert terminal.getvalue().endswith("\r\x1b[K")
     assert pipe.getvalue() == ""
+
+
+async def test_named_clusters_learn_their_name_folder_and_environment(
+    emulator: Emulator,
+) -> None:
+    named = emulator.cluster_ids[:3]
+    async with pba.BackupsClient(pba.IamToken(TOKEN), endpoint=emulator.url) as client:
+        lines = await client.inventory(cluster_ids=named, concurrency=2, now=ANCHOR)
+    for line in lines:
+        cluster = emulator.clusters[line.cluster_id]
+        assert line.name == cluster.name != ""
+        assert line.folder_id == cluster.folder_id == DEFAULT_FOLDER_ID
+        assert line.environment is cluster.environment
+        assert line.error is None
+    gets = [r for r in emulator.requests if not r.path.endswith("/backups")]
+    assert len(gets) == len(named)  # one Cluster.get each, in the same fan-out
+
+
+async def test_a_named_cluster_whose_get_fails_keeps_its_line(emulator: Emulator) -> None:
+    cluster_id = emulator.cluster_ids[0]
+    emulator.inject(Fault(status=403, cluster_id=cluster_id))  # Cluster.get comes first
+    async with pba.BackupsClient(pba.IamToken(TOKEN), endpoint=emulator.url) as client:
+        [line] = await client.inventory(cluster_ids=[cluster_id], now=ANCHOR)
+    assert line.error is None
+    assert line.name == ""
+    assert line.backup_count == len(emulator.backups(cluster_id))
+
+
+def test_inventory_names_a_cluster_given_by_id(served: tuple[str, list[str]]) -> None:
+    url, clusters = served
+    result = run("inventory", "--endpoint", url, "--cluster-id", clusters[0], "--format", "json")
+    [line] = json.loads(result.stdout)
+    assert line["name"] not in ("", "-")

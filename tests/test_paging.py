@@ -35,7 +35,21 @@ async def test_default_page_size_and_plain_async_for(
     cluster = emulator.cluster_ids[0]
     backups = [b async for b in client.list_backups(cluster)]
     assert len(backups) == 250
-    assert [r.query.get("pageSize") for r in emulator.requests] == [None, None, None]
+    # A stream asks for pages of 1000 (issue 21): one request, not three of the
+    # service's default 100; a single-page call keeps the service's default.
+    assert [r.query.get("pageSize") for r in emulator.requests] == ["1000"]
+    await client.get_backups_page(cluster)
+    assert emulator.requests[-1].query.get("pageSize") is None
+
+
+async def test_fan_outs_and_inventories_ask_for_pages_of_1000(
+    client: pba.BackupsClient, emulator: Emulator
+) -> None:
+    [r async for r in client.list_backups_many(emulator.cluster_ids)]
+    await client.inventory(cluster_ids=emulator.cluster_ids)
+    listings = [r for r in emulator.requests if r.path.endswith("/backups")]
+    assert len(listings) == 2 * len(emulator.cluster_ids)
+    assert {r.query.get("pageSize") for r in listings} == {"1000"}
 
 
 async def test_empty_cluster_streams_nothing(
@@ -147,9 +161,10 @@ async def test_max_items_trims_exactly_and_shrinks_the_last_request(
 
 
 @pytest.mark.parametrize(
-    ("max_items", "sizes"), [(5, ["5"]), (99, ["99"]), (100, [None]), (150, [None, "50"])]
+    ("max_items", "sizes"),
+    [(5, ["5"]), (99, ["99"]), (100, ["100"]), (150, ["150"])],
 )
-async def test_max_items_with_the_server_default_page_size(
+async def test_max_items_with_the_default_page_size(
     client: pba.BackupsClient, emulator: Emulator, max_items: int, sizes: list[str | None]
 ) -> None:
     backups = [b async for b in client.list_backups(emulator.cluster_ids[0], max_items=max_items)]
