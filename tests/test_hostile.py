@@ -145,6 +145,7 @@ def test_1_key_json_with_a_byte_order_mark_is_read(key_pem: str, tmp_path: Any) 
     )
     path = tmp_path / "key.json"
     path.write_text(value, encoding="utf-8")
+    path.chmod(0o600)
     assert pba.ServiceAccountKey.from_file(path).key_id == "ajekey"
 
 
@@ -578,3 +579,201 @@ async def test_10_an_inventory_goes_on_past_a_cluster_it_cannot_use(hostile: Hos
     assert [r.path for r in hostile.requests][1:] == [
         f"/managed-postgresql/v1/clusters/{good}/backups"
     ]
+
+
+# Round two (issue 22). Each test names the item of issue 22 it proves.
+
+
+# 22.3 Whatever a Retry-After header holds, a failed call is an ApiError
+
+
+@pytest.mark.parametrize(
+    "value", ["\u00b2", "\u0661", "1\u00b2", "9" * 400, "1e400", "nan", "-5", "Thu, 01 Jan 99999"]
+)
+async def test_22_3_an_odd_retry_after_is_an_api_error(hostile: Hostile, value: str) -> None:
+    async def busy(request: web.Request) -> web.Response:
+        return web.Response(status=503, headers={"Retry-After": value})
+
+    hostile.answer = busy
+    async with _client(hostile, retry=pba.RetryPolicy.disabled()) as client:
+        with pytest.raises(pba.UnavailableError) as caught:
+            await client.get_backups_page(CLUSTER)
+    assert caught.value.retry_after is None
+
+
+async def test_22_3_an_inventory_goes_on_past_an_odd_retry_after(hostile: Hostile) -> None:
+    async def one_odd(request: web.Request) -> web.Response:
+        if CLUSTER in request.path:
+            return web.Response(status=429, headers={"Retry-After": "\u00b2"})
+        return _json({"backups": []})
+
+    hostile.answer = one_odd
+    async with _client(hostile) as client:
+        lines = await client.inventory(cluster_ids=[CLUSTER, "c9qother"])
+    assert [type(line.error) for line in lines] == [pba.ResourceExhaustedError, type(None)]
+
+
+# 22.5 A server's text is bounded wherever it goes: the error, the log, stderr
+
+
+async def test_22_5_a_huge_error_message_is_cut(
+    hostile: Hostile, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = "x" * 5_000_000
+
+    async def enormous(request: web.Request) -> web.Response:
+        return _json({"code": 13, "message": huge, "details": [{"requestId": huge}]}, status=500)
+
+    hostile.answer = enormous
+    caplog.set_level(logging.DEBUG, logger="pg_backups_async")
+    async with _client(hostile) as client:
+        with pytest.raises(pba.InternalError) as caught:
+            await client.get_backups_page(CLUSTER)
+    error = caught.value
+    limit = pba.ApiError.max_text
+    assert len(error.message) <= limit
+    assert "characters, cut" in error.message
+    assert len(error.request_id or "") <= limit
+    assert len(str(error)) <= 3 * limit
+    assert max(len(record.getMessage()) for record in caplog.records) <= 4 * limit
+    result = await asyncio.to_thread(run_cli, "list", CLUSTER, "-v", "--endpoint", hostile.url)
+    assert result.returncode == 2
+    assert len(result.stderr) <= 20 * limit
+
+
+def test_22_5_the_cut_is_configurable_and_idempotent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pba.ApiError, "max_text", 100)
+    error = pba.NotFoundError("y" * 1000, request_id="r" * 1000)
+    assert len(error.message) == 100
+    assert len(error.request_id or "") == 100
+    assert error.evolve().message == error.message
+
+
+# 22.4 Credentials serve one asyncio.run() job after another
+
+
+def test_22_4_exchanged_credentials_serve_successive_event_loops(key_pem: str) -> None:
+    import threading
+
+    from pg_backups_async.emulator import Emulator
+
+    started: list[Emulator] = []
+    ready, done = threading.Event(), threading.Event()
+
+    async def serve() -> None:
+        async with Emulator(tokens=()) as emulator:
+            private = serialization.load_pem_private_key(key_pem.encode(), password=None)
+            assert isinstance(private, rsa.RSAPrivateKey)
+            emulator.add_service_account_key("ajekey", "ajesa", private.public_key())
+            started.append(emulator)
+            ready.set()
+            await asyncio.to_thread(done.wait)
+
+    server = threading.Thread(target=asyncio.run, args=(serve(),))
+    server.start()
+    try:
+        assert ready.wait(GUARD)
+        credentials = pba.ServiceAccountKey.from_dict(_key(key_pem), iam_endpoint=started[0].url)
+
+        async def job() -> None:
+            # Two callers at once: the second waits on the exchange's lock.
+            first, second = await asyncio.gather(credentials.token(), credentials.token())
+            assert first == second
+            credentials.invalidate(first)
+
+        for _ in range(3):
+            asyncio.run(job())
+    finally:
+        done.set()
+        server.join(GUARD)
+    assert started[0].exchanges == ["jwt"] * 3  # one exchange a job, for both callers
+
+
+# 22.8 Only a regular key file of a sane size is read; one others can read is warned of
+
+
+async def test_22_8_a_fifo_a_device_and_a_huge_file_are_refused_unread(tmp_path: Any) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # no writer: reading it would wait for ever
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as file:
+        file.truncate(100 * 1024 * 1024)  # 100 MiB, sparse
+    for path, reason in [
+        (fifo, "not a regular file"),
+        ("/dev/null", "not a regular file"),
+        (tmp_path, "Is a directory|not a regular file"),
+        (huge, "over the 65,536"),
+    ]:
+        reading = asyncio.create_task(asyncio.to_thread(pba.ServiceAccountKey.from_file, path))
+        done, _ = await asyncio.wait([reading], timeout=GUARD)
+        if not done and path == fifo:  # hung: a writer that closes at once releases it
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        with pytest.raises(ValueError, match=reason):
+            await reading
+        assert done, f"reading {path} hung"
+
+
+def test_22_8_a_key_file_others_can_read_is_warned_of(key_pem: str, tmp_path: Any) -> None:
+    from pg_backups_async.auth import KeyFilePermissionsWarning
+
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(_key(key_pem)))
+    path.chmod(0o644)
+    with pytest.warns(KeyFilePermissionsWarning, match="may be read by other users.*chmod 600"):
+        pba.ServiceAccountKey.from_file(path)
+    result = run_cli(
+        "list",
+        CLUSTER,
+        "--service-account-key",
+        str(path),
+        "--endpoint",
+        "http://127.0.0.1:9",
+        token=None,
+    )
+    assert "pg-backups: notice: the service account key file" in result.stderr
+    path.chmod(0o600)
+    pba.ServiceAccountKey.from_file(path)  # no warning: the suite turns warnings into errors
+
+
+# 22.9 An endpoint's host is a host name or an address, nothing else
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://exa mple.com",
+        "https://example.com\t",
+        " https://example.com",
+        "https://example.com:443\n",
+        "https://ex\x00ample.com",
+        "https://ex\u202eample.com",
+        "https://ex\u200bample.com",
+        "https://exa%20mple.com",
+        "https://ex%0aample.com",
+        "https://-example.com",
+    ],
+)
+def test_22_9_an_endpoint_with_an_odd_host_is_refused(endpoint: str) -> None:
+    for build in (
+        lambda: pba.BackupsClient(pba.IamToken(TOKEN), endpoint=endpoint),
+        lambda: pba.BackupsClient(pba.IamToken(TOKEN), resource_manager_endpoint=endpoint),
+        lambda: pba.OAuthToken(OAUTH, iam_endpoint=endpoint),
+    ):
+        with pytest.raises(ValueError, match="endpoint"):
+            build()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://mdb.api.cloud.yandex.net",
+        "http://127.0.0.1:8080",
+        "http://[::1]:1",
+        "https://api_gw.internal",
+        "https://b\u00fccher.example",
+    ],
+)
+def test_22_9_real_endpoints_are_taken(endpoint: str) -> None:
+    assert pba.BackupsClient(pba.IamToken(TOKEN), endpoint=endpoint).endpoint

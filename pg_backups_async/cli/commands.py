@@ -51,13 +51,13 @@ def _credentials(args: argparse.Namespace) -> Credentials:
     if not explicit and not any(os.environ.get(name) for name in ENVIRONMENT_VARIABLES):
         raise UsageError(_NO_CREDENTIALS)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeprecationWarning)
+        warnings.simplefilter("always")  # every warning of the library, as a notice
         credentials = resolve_credentials(
             iam_token=args.iam_token,
             service_account_key_file=args.service_account_key,
             iam_endpoint=args.iam_endpoint,
         )
-    for warning in caught:  # Python hides DeprecationWarning; a shell user should see it
+    for warning in caught:  # Python hides DeprecationWarning; a shell user should see it all
         print(f"pg-backups: notice: {warning.message}", file=sys.stderr)
     return credentials
 
