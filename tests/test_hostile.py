@@ -777,3 +777,110 @@ def test_22_9_an_endpoint_with_an_odd_host_is_refused(endpoint: str) -> None:
 )
 def test_22_9_real_endpoints_are_taken(endpoint: str) -> None:
     assert pba.BackupsClient(pba.IamToken(TOKEN), endpoint=endpoint).endpoint
+
+
+# 22.1 The resume hint is one shell word, whatever the server's page token holds
+
+
+def _paged(hostile: Hostile, token: str) -> Answer:
+    """Page one: a backup and `token`; page two (asked for with it): two backups, last."""
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.query.get("pageToken") == token:
+            backups = [{"id": f"{CLUSTER}:2"}, {"id": f"{CLUSTER}:3"}]
+            return _json({"backups": backups})
+        return _json({"backups": [{"id": f"{CLUSTER}:1"}], "nextPageToken": token})
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "token", ["'; touch /tmp/pwned; echo '", "$(id)`id`", "a b\\\"c'", "~root", "!x&y|z>w"]
+)
+async def test_22_1_the_resume_hint_quotes_the_page_token(hostile: Hostile, token: str) -> None:
+    import shlex
+
+    hostile.answer = _paged(hostile, token)
+    common = ("list", CLUSTER, "--endpoint", hostile.url, "--format", "jsonl")
+    result = await asyncio.to_thread(run_cli, *common, "--max-items", "1")
+    assert result.returncode == 0, result.stderr
+    hint = result.stderr.splitlines()[-1]
+    prefix = "pg-backups: to carry on from there, run the same command with --page-token "
+    assert hint.startswith(prefix)
+    [word] = shlex.split(hint.removeprefix(prefix))  # one word, with nothing to run in it
+    assert word == f"~0~{token}"
+    resumed = await asyncio.to_thread(run_cli, *common, "--page-token", word)
+    ids = [orjson.loads(line)["id"] for line in resumed.stdout.splitlines()]
+    assert ids == [f"{CLUSTER}:2", f"{CLUSTER}:3"]
+
+
+async def test_22_1_a_token_a_shell_line_cannot_carry_gets_no_hint(hostile: Hostile) -> None:
+    hostile.answer = _paged(hostile, "a\nrm -rf ~\n\u202e")
+    result = await asyncio.to_thread(
+        run_cli, "list", CLUSTER, "--endpoint", hostile.url, "--max-items", "1"
+    )
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[-1].endswith("characters a shell line cannot carry)")
+    assert "rm -rf" not in result.stderr
+
+
+# 22.2 The command line bounds every listing: --max-pages, on by default
+
+
+async def test_22_2_the_command_line_ends_an_endless_listing(hostile: Hostile) -> None:
+    async def endless(request: web.Request) -> web.Response:
+        n = len(hostile.requests)
+        return _json({"backups": [{"id": f"{CLUSTER}:{n}"}], "nextPageToken": f"t{n}"})
+
+    hostile.answer = endless
+    for command in (("list", CLUSTER), ("inventory", "--cluster-id", CLUSTER)):
+        hostile.requests.clear()
+        result = await asyncio.to_thread(
+            run_cli, *command, "--endpoint", hostile.url, "--max-pages", "4", "--format", "json"
+        )
+        assert result.returncode == 2
+        assert "max_pages=4" in result.stderr or "max_pages=4" in result.stdout
+        assert len(hostile.requests) == 4
+
+
+def test_22_2_every_listing_command_has_a_bound_by_default() -> None:
+    from pg_backups_async.limits import DEFAULT_MAX_PAGES
+
+    parser = cli.build_parser()
+    for command in (
+        ["list", CLUSTER],
+        ["clouds"],
+        ["folders", "--cloud-id", "b1g"],
+        ["clusters"],
+        ["inventory"],
+        ["exporter"],
+        ["demo"],
+    ):
+        assert parser.parse_args(command).max_pages == DEFAULT_MAX_PAGES
+
+
+# 22.16 No number the user types ends in a traceback
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("inventory", "--cluster-id", CLUSTER, "--stale-after", "99999999999d"),
+        ("inventory", "--cluster-id", CLUSTER, "--stale-after", "9" * 400),
+        ("exporter", "--cluster-id", CLUSTER, "--interval", "9999999999999w"),
+        ("list", CLUSTER, "--since", "99999999999999d"),
+        ("list", CLUSTER, "--until", "1" + "0" * 30 + "s"),
+        ("demo", "--clusters", "10001"),
+        ("list", CLUSTER, "--max-items", "9" * 5000),
+    ],
+)
+def test_22_16_large_numbers_are_usage_errors(args: tuple[str, ...]) -> None:
+    result = (
+        run_cli(*args, "--endpoint", "http://127.0.0.1:9")
+        if args[0] != "demo"
+        else (run_cli(*args, token=None))
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("pg-backups ")  # argparse's error line
