@@ -317,6 +317,7 @@ def read_response(
                 redact(error.message, context.secrets),
                 field=error.field,
                 http_status=status,
+                code=error.code,
                 request_id=_request_id(headers.get("x-request-id"), context),
                 client_request_id=context.client_request_id,
                 page_token=context.page_token,

@@ -884,3 +884,40 @@ def test_22_16_large_numbers_are_usage_errors(args: tuple[str, ...]) -> None:
     assert "Traceback" not in result.stderr
     assert "internal error" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("pg-backups ")  # argparse's error line
+
+
+# 22.10 A success status with an error body is an error, never an empty last page
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"code": 7, "message": "Permission denied"},
+        {"code": 14, "message": "upstream unavailable", "details": []},
+        {"code": 5},
+    ],
+)
+async def test_22_10_a_200_with_an_rpc_status_is_an_error(
+    hostile: Hostile, body: dict[str, Any]
+) -> None:
+    async def status_as_success(request: web.Request) -> web.Response:
+        return _json(body)
+
+    hostile.answer = status_as_success
+    async with _client(hostile) as client:
+        for call in (
+            lambda: _drain(client.list_backups(CLUSTER)),
+            lambda: client.get_backups_page(CLUSTER),
+            lambda: client.get_cluster(CLUSTER),
+            lambda: _drain(client.list_clusters("b1gfolder")),
+        ):
+            with pytest.raises(pba.ResponseFormatError, match="success status with an error") as e:
+                await call()
+            assert (e.value.http_status, e.value.code) == (200, body["code"])
+        lines = await client.inventory(cluster_ids=[CLUSTER])
+    assert isinstance(lines[0].error, pba.ResponseFormatError)  # not "no backups"
+
+
+async def test_22_10_an_empty_object_is_still_an_empty_last_page(hostile: Hostile) -> None:
+    async with _client(hostile) as client:
+        assert await _drain(client.list_backups(CLUSTER)) == []
