@@ -316,3 +316,22 @@ def test_the_missing_extra_error_gives_both_install_commands() -> None:
         source = exporter.MISSING
     assert "pip install -e '.[exporter]'" in source
     assert "pip install 'pg-backups-async[exporter]'" in source
+
+
+def test_the_docs_name_what_the_emulator_has_and_the_footer_has_a_holder() -> None:
+    import re
+    import runpy
+    from pathlib import Path
+
+    docs = Path(__file__).parent.parent / "docs"
+    page = (docs / "getting-started.md").read_text()
+    named = set(re.findall(r"\bc9q[a-z0-9]{17}\b", page))
+    assert named
+    assert named <= set(Emulator().cluster_ids)
+    api = (docs / "api.md").read_text()
+    assert "autoclass:: pg_backups_async.emulator.Emulator" in api
+    testing = (docs / "guides" / "testing.md").read_text()
+    for name in (DEFAULT_FOLDER_ID, *Emulator().cluster_ids, "bpfemulatororg000000"):
+        assert name in testing
+    conf = runpy.run_path(str(docs / "conf.py"))
+    assert conf["copyright"].strip()  # furo's footer: "Copyright © <this>"

@@ -421,7 +421,13 @@ async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
                 on_collected=collected,
             )
             try:
-                url = await exporter.start(host, port, web_config=web_config)
+                url = await exporter.start(
+                    host,
+                    port,
+                    web_config=web_config,
+                    max_connections=args.max_connections,
+                    header_timeout=args.header_timeout.total_seconds(),
+                )
             except OSError as exc:
                 raise UsageError(
                     f"cannot listen on {args.listen}: {exc.strerror or exc}"

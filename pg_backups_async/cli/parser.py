@@ -11,7 +11,7 @@ from typing import TypeVar
 from .. import __version__
 from ..auth import IAM_ENDPOINT
 from ..client import API_ENDPOINT, RESOURCE_MANAGER_ENDPOINT
-from ..exporter import DEFAULT_LISTEN
+from ..exporter import DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS
 from ..limits import DEFAULT_MAX_PAGES
 from ..models import BackupStatus, InventoryState
 from .render import FORMATS
@@ -365,6 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("text", "json"),
         default="text",
         help="log lines as text, or one JSON object a line",
+    )
+    exporter.add_argument(
+        "--max-connections",
+        type=_positive_int(1),
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections served at once; a new one closes the oldest idle one",
+    )
+    exporter.add_argument(
+        "--header-timeout",
+        type=parse_duration,
+        default=str(DEFAULT_HEADER_TIMEOUT),
+        metavar="DURATION",
+        help="time a connection has to send a request's headers, then it is closed",
     )
     exporter.add_argument(
         "--interval",
