@@ -828,3 +828,31 @@ async def test_the_exporter_bounds_each_listing() -> None:
     [line] = served.snapshot.lines
     assert isinstance(line.error, pba.ResponseFormatError)
     assert "max_pages=1" in str(line.error)
+
+
+# Issue 22.5: a server's long message stays short on /healthz and in the log
+
+
+async def test_a_huge_server_message_is_cut_on_healthz_and_in_the_log(
+    emulator: Emulator, client: pba.BackupsClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = json.dumps({"code": 7, "message": "x" * 5_000_000}).encode()
+    emulator.inject(Fault(status=403, body=huge))
+    caplog.set_level(logging.DEBUG)
+    collected = asyncio.Event()
+    served = Exporter(
+        client,
+        folder_ids=[DEFAULT_FOLDER_ID],
+        interval=3600,
+        on_collected=lambda _: collected.set(),
+    )
+    url = await served.start("127.0.0.1", 0)
+    try:
+        await asyncio.wait_for(collected.wait(), GUARD)
+        status, _, text = await _get(f"{url}/healthz")
+    finally:
+        await served.stop()
+    assert status == 503
+    assert "characters, cut" in text
+    assert len(text) <= 3 * pba.ApiError.max_text
+    assert max(len(r.getMessage()) for r in caplog.records) <= 4 * pba.ApiError.max_text
