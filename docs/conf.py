@@ -10,12 +10,16 @@ from typing import Any
 
 project = "pg-backups-async"
 author = "the pg-backups-async developers"
+# Without a copyright, furo's footer reads "Copyright ©" and nothing after it.
+copyright = f"2026, {author}"
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
 source_suffix = {".md": "markdown"}
 exclude_patterns = ["_build", "_generated"]
 myst_heading_anchors = 3
 html_theme = "furo"
 html_title = "pg-backups-async"
+html_static_path = ["_static"]
+html_css_files = ["wrap.css"]
 # Docstrings write names and code in single backquotes, as Markdown does.
 default_role = "code"
 autodoc_member_order = "bysource"

@@ -17,10 +17,11 @@ import logging
 import os
 import random
 import re
+import stat
 import time
 import warnings
+import weakref
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
@@ -138,13 +139,17 @@ class ExchangedCredentials(_Secret):
     that waited for an exchange that failed get its error, without one of their own.
     """
 
-    __slots__ = ("_exchanges", "_expires_at", "_failure", "_lock", "_refresh_at", "_token")
+    __slots__ = ("_exchanges", "_expires_at", "_failure", "_locks", "_refresh_at", "_token")
 
     def __init__(self) -> None:
         self._token: str | None = None
         self._expires_at = 0.0
         self._refresh_at = 0.0
-        self._lock: asyncio.Lock | None = None
+        # One lock per event loop: an asyncio.Lock belongs to the loop that first waits
+        # on it, and one credentials object may serve successive asyncio.run() jobs.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._exchanges = 0  # exchanges finished, successful or not
         self._failure: AuthError | None = None  # how the last one failed, if it did
 
@@ -180,9 +185,10 @@ class ExchangedCredentials(_Secret):
         if cached is not None:
             return cached
         seen = self._exchanges
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        lock = self._lock
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
         try:
             async with asyncio.timeout_at(exchange.retrying.deadline):
                 await lock.acquire()
@@ -370,21 +376,14 @@ class ServiceAccountKey(ExchangedCredentials):
     ) -> ServiceAccountKey:
         """From a key file as the console saves it.
 
-        Raises `ValueError` when the file cannot be read or holds no valid key. Errors
+        Only a regular file of at most 64 KiB is read; one that other users may read
+        loads with a `KeyFilePermissionsWarning`. Raises `ValueError` when the file
+        cannot be read or holds no valid key. Errors
         name the path only when it looks like one: a value that may be the key itself
         (several lines, JSON, a PEM block, over 200 characters) is never shown.
         """
         where = _shown_path(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8-sig")  # a BOM is no part of the JSON
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-        except UnicodeDecodeError:
-            reason = "not UTF-8 text"
-        except ValueError:  # a NUL character: no path at all
-            reason = "not a path"
-        else:
-            reason = ""
+        text, reason, mode = _read_key_file(path)
         if reason:
             raise ValueError(f"cannot read the service account key file {where}: {reason}")
         try:
@@ -395,7 +394,15 @@ class ServiceAccountKey(ExchangedCredentials):
             raise ValueError(  # noqa: TRY004 - a bad value, not a bad argument type
                 f"the service account key file {where} holds JSON that is not an object"
             )
-        return cls.from_dict(data, iam_endpoint=iam_endpoint)
+        key = cls.from_dict(data, iam_endpoint=iam_endpoint)
+        if os.name == "posix" and mode & 0o077:
+            warnings.warn(
+                f"the service account key file {where} may be read by other users "
+                f"(mode {stat.S_IMODE(mode):o}): chmod 600 it",
+                KeyFilePermissionsWarning,
+                stacklevel=2,
+            )
+        return key
 
     def make_jwt(self, now: float | None = None) -> str:
         """The signed JWT the exchange takes: valid for one hour from `now`."""
@@ -428,6 +435,46 @@ class ServiceAccountKey(ExchangedCredentials):
         )
 
     __str__ = __repr__
+
+
+MAX_KEY_FILE_BYTES = 64 * 1024
+"""A key file the console saves is about 2.4 KB; a larger file is no key file."""
+
+
+class KeyFilePermissionsWarning(UserWarning):
+    """A service account key file that users other than its owner may read."""
+
+
+def _read_key_file(path: str | os.PathLike[str]) -> tuple[str, str, int]:
+    """The key file's text, "" and its mode; or "", why it cannot be read, and 0.
+
+    Only a regular file of at most `MAX_KEY_FILE_BYTES` is read: a FIFO is opened
+    without waiting for a writer, a device or a larger file is refused unread.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        return "", exc.strerror or type(exc).__name__, 0
+    except ValueError:  # a NUL character: no path at all
+        return "", "not a path", 0
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KEY_FILE_BYTES:
+        os.close(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return "", "not a regular file", 0
+        return "", f"{info.st_size:,} bytes, over the {MAX_KEY_FILE_BYTES:,} a key file holds", 0
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+        except OSError as exc:
+            return "", exc.strerror or type(exc).__name__, 0
+    if len(data) > MAX_KEY_FILE_BYTES:  # it grew while being read
+        return "", f"over the {MAX_KEY_FILE_BYTES:,} bytes a key file holds", 0
+    try:
+        return data.decode("utf-8-sig"), "", info.st_mode  # a BOM is no part of the JSON
+    except UnicodeDecodeError:
+        return "", "not UTF-8 text", 0
 
 
 def _shown_path(path: str | os.PathLike[str]) -> str:

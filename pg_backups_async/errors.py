@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any, Self
+from typing import Any, ClassVar, Self
+
+from .limits import MAX_SERVER_TEXT
 
 # google.rpc.Code names, for messages.
 GRPC_CODE_NAMES = {
@@ -29,6 +31,14 @@ GRPC_CODE_NAMES = {
 RETRYABLE_HTTP_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+def clip(text: str, limit: int = MAX_SERVER_TEXT) -> str:
+    """`text` cut to at most `limit` characters, saying how many were cut; idempotent."""
+    if len(text) <= limit:
+        return text
+    note = f"... ({len(text):,} characters, cut)"
+    return text[: max(0, limit - len(note))] + note
+
+
 class ApiError(Exception):
     """The service, or the way to it, did not give the answer asked for.
 
@@ -36,7 +46,13 @@ class ApiError(Exception):
     body when it had one; `request_id` is the service's id for the request and
     `client_request_id` the one this client sent; `page_token` is, for a list call's
     request, the token of the page asked for: where to resume from.
+
+    The message and the request id hold at most `max_text` characters (2000 by
+    default; set `ApiError.max_text` to change it): a server's text is cut there, so
+    that no answer can make an error, a log line or an exporter's `/healthz` large.
     """
+
+    max_text: ClassVar[int] = MAX_SERVER_TEXT
 
     def __init__(
         self,
@@ -49,11 +65,12 @@ class ApiError(Exception):
         retry_after: float | None = None,
         page_token: str | None = None,
     ) -> None:
+        message = clip(message, self.max_text)
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.code = code
-        self.request_id = request_id
+        self.request_id = None if request_id is None else clip(request_id, self.max_text)
         self.client_request_id = client_request_id
         self.retry_after = retry_after
         self.page_token = page_token
@@ -170,7 +187,7 @@ class ResponseFormatError(ApiError):
 
     def __init__(self, message: str, *, field: str | None = None, **fields: Any) -> None:
         super().__init__(message, **fields)
-        self.field = field
+        self.field = None if field is None else clip(field, self.max_text)
 
     def _fields(self) -> dict[str, Any]:
         return {**super()._fields(), "field": self.field}

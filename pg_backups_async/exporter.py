@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import html
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from .checks import check_int, check_iterable, check_optional_int, check_positive
 from .client import BackupsClient
 from .errors import ApiError
 from .exposition import (
@@ -36,8 +36,10 @@ from .exposition import (
     scrape_time_text,
 )
 from .inventory import DEFAULT_STALE_AFTER
+from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_PAGES
 from .logformat import EXPORTER_LOGGER
 from .models import ClusterInventory
+from .protocol import validate_id
 from .sanitize import printable
 from .webconfig import WebConfig, basic_auth
 
@@ -48,6 +50,11 @@ _http_log = logging.getLogger(f"{EXPORTER_LOGGER}.http")
 DEFAULT_LISTEN = "127.0.0.1:10183"
 """Outside 9100-9999, the range Prometheus allocates to exporters, which is full."""
 DEFAULT_INTERVAL = 300.0
+DEFAULT_MAX_CONNECTIONS = 256
+"""Connections the server holds at once; a Prometheus pair and a browser need a few."""
+DEFAULT_HEADER_TIMEOUT = 30.0
+"""Seconds a connection has to send a request's headers, from its opening or the end of
+its last answer; a scraper needs milliseconds."""
 MIN_INTERVAL = 1.0
 """Shorter intervals would hammer the API."""
 _SHOWN = 3  # failed clusters named in a warning
@@ -59,7 +66,10 @@ try:
     from prometheus_client.process_collector import ProcessCollector
     from prometheus_client.registry import CollectorRegistry
 except ImportError:  # pragma: no cover - exercised where the extra is not installed
-    MISSING = "the exporter needs prometheus_client: pip install 'pg-backups-async[exporter]'"
+    MISSING = (
+        "the exporter needs prometheus_client: from a checkout, pip install -e '.[exporter]'; "
+        "from a package index, pip install 'pg-backups-async[exporter]'"
+    )
 else:
     MISSING = ""
 
@@ -123,6 +133,10 @@ def metric_families(
 class Exporter:
     """Collects an inventory every `interval` seconds and serves it as metrics.
 
+    Every argument is checked when it is built (`TypeError`, `ValueError`): an interval
+    under `MIN_INTERVAL`, nothing to watch, an id that is not one, a `str` where ids go.
+    `max_pages` bounds each listing of a collection (`limits.DEFAULT_MAX_PAGES`).
+
     Its clusters are found as `BackupsClient.inventory` finds them, again at every
     collection (`folder_ids`, `cloud_ids`, `all_clouds` with `organization_id`, and
     `cluster_ids`): a new folder or cluster shows at the next collection, and a deleted
@@ -144,27 +158,48 @@ class Exporter:
         organization_id: str | None = None,
         interval: float = DEFAULT_INTERVAL,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_pages: int | None = DEFAULT_MAX_PAGES,
         on_collected: Callable[[Exporter], object] | None = None,
         requests: RequestCounter | None = None,
     ) -> None:
         if MISSING:
             raise RuntimeError(MISSING)
-        if not (math.isfinite(interval) and interval >= MIN_INTERVAL):
+        if not isinstance(client, BackupsClient):
+            raise TypeError(f"client must be a BackupsClient, not {type(client).__name__}")
+        self._folder_ids = _ids(folder_ids, "folder_ids")
+        self._cluster_ids = _ids(cluster_ids, "cluster_ids")
+        self._cloud_ids = _ids(cloud_ids, "cloud_ids")
+        if not isinstance(all_clouds, bool):
+            raise TypeError(f"all_clouds must be a bool, not {type(all_clouds).__name__}")
+        if organization_id is not None:
+            validate_id(organization_id, name="organization_id")
+            if not all_clouds:
+                raise ValueError("organization_id goes with all_clouds=True")
+        if not (self._folder_ids or self._cluster_ids or self._cloud_ids or all_clouds):
+            raise ValueError(
+                "nothing to watch: give folder_ids, cluster_ids, cloud_ids or all_clouds=True"
+            )
+        interval = check_positive(interval, "interval")
+        if interval < MIN_INTERVAL:
             raise ValueError(f"interval must be at least {MIN_INTERVAL:g} s, not {interval!r}")
+        if not isinstance(stale_after, timedelta):
+            raise TypeError(f"stale_after must be a timedelta, not {type(stale_after).__name__}")
         if stale_after <= timedelta(0):
             raise ValueError(f"stale_after must be positive, not {stale_after}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, not {concurrency!r}")
+        check_int(concurrency, "concurrency", minimum=1)
+        check_optional_int(max_pages, "max_pages", minimum=1)
+        if on_collected is not None and not callable(on_collected):
+            raise TypeError(f"on_collected must be callable, not {type(on_collected).__name__}")
+        if requests is not None and not isinstance(requests, RequestCounter):
+            raise TypeError(f"requests must be a RequestCounter, not {type(requests).__name__}")
         self._client = client
-        self._folder_ids = list(folder_ids)
-        self._cluster_ids = list(cluster_ids)
-        self._cloud_ids = list(cloud_ids)
         self._all_clouds = all_clouds
         self._organization_id = organization_id
         self._interval = interval
         self._stale_after = stale_after
         self._concurrency = concurrency
+        self._max_pages = max_pages
         self.snapshot: Snapshot | None = None
         self.clusters: dict[str, ClusterState] = {}
         """What the metrics show of each cluster: last known values stay."""
@@ -179,6 +214,8 @@ class Exporter:
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: _Connections | None = None
         self.url = ""
 
     @property
@@ -197,6 +234,7 @@ class Exporter:
                 all_clouds=self._all_clouds,
                 organization_id=self._organization_id,
                 concurrency=self._concurrency,
+                max_pages=self._max_pages,
                 stale_after=self._stale_after,
                 now=datetime.now(UTC),
             )
@@ -324,25 +362,51 @@ class Exporter:
         return body
 
     async def start(
-        self, host: str = "127.0.0.1", port: int = 10183, *, web_config: WebConfig | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 10183,
+        *,
+        web_config: WebConfig | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     ) -> str:
         """Serve on host:port (0: a free port) and collect in the background; the URL.
 
         `web_config` (from `load_web_config`) adds TLS and basic auth; without it, plain
-        HTTP.
+        HTTP. At most `max_connections` are open at once: a new connection closes the
+        oldest one with no request in progress (and is refused when every one has one),
+        so idle or half-sent connections cannot lock scrapes out. A connection that has
+        not sent a request's headers within `header_timeout` seconds of opening, or of
+        its last answer, is closed.
         """
+        check_int(max_connections, "max_connections", minimum=1)
+        header_timeout = check_positive(header_timeout, "header_timeout")
         config = web_config if web_config is not None else WebConfig()
+        connections = _Connections(max_connections)
+        app = self.app(config.users)
+        app.middlewares.insert(0, connections.middleware)
         runner = web.AppRunner(
-            self.app(config.users), access_log=None, handle_signals=False, logger=_http_log
+            app,
+            access_log=None,
+            handle_signals=False,
+            logger=_http_log,
+            # aiohttp closes a connection that has sent no complete request this long
+            # after it opened or after its last answer: the header deadline.
+            keepalive_timeout=header_timeout,
         )
         await runner.setup()
+        handlers = runner.server
+        assert handlers is not None
         try:
-            await web.TCPSite(runner, host, port, ssl_context=config.ssl_context).start()
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: _Guarded(handlers(), connections), host, port, ssl=config.ssl_context
+            )
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
-        bound_host, bound_port = runner.addresses[0][:2]
+        self._connections = connections
+        bound_host, bound_port = self._server.sockets[0].getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         scheme = "https" if config.ssl_context is not None else "http"
         self.url = f"{scheme}://{shown}:{bound_port}"
@@ -357,9 +421,16 @@ class Exporter:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # no new connections
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+        if self._connections is not None:
+            self._connections.close_all()
+        if server is not None:
+            await server.wait_closed()
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -374,6 +445,92 @@ class Exporter:
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 
 
+class _Connections:
+    """The server's open connections, oldest first, with their requests in progress."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[asyncio.BaseTransport, int] = {}
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether a new connection may stay, after closing the oldest idle one if the
+        limit is reached."""
+        if len(self.open) >= self.limit:
+            idle = next((t for t, busy in self.open.items() if not busy), None)
+            if idle is None:
+                return False
+            del self.open[idle]
+            _abort(idle)
+        self.open[transport] = 0
+        return True
+
+    def gone(self, transport: asyncio.BaseTransport) -> None:
+        self.open.pop(transport, None)
+
+    def close_all(self) -> None:
+        for transport in list(self.open):
+            _abort(transport)
+        self.open.clear()
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        """Marks a connection busy while one of its requests is handled."""
+        transport = request.transport
+        if transport in self.open:
+            self.open[transport] += 1
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        finally:
+            if transport in self.open:
+                self.open[transport] -= 1
+
+
+def _abort(transport: asyncio.BaseTransport) -> None:
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        transport.close()
+
+
+class _Guarded(asyncio.Protocol):
+    """aiohttp's protocol for one connection, admitted by `_Connections` first."""
+
+    def __init__(self, inner: asyncio.Protocol, connections: _Connections) -> None:
+        self._inner = inner
+        self._connections = connections
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._connections.admit(transport):
+            self._transport = transport
+            self._inner.connection_made(transport)
+        else:
+            _abort(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._connections.gone(self._transport)
+            self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is not None:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received() if self._transport is not None else None
+
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._inner.resume_writing()
+
+
 class _NoBadRequests(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         from aiohttp.http_exceptions import HttpProcessingError
@@ -383,6 +540,15 @@ class _NoBadRequests(logging.Filter):
 
 
 _http_log.addFilter(_NoBadRequests())
+
+
+def _ids(values: Iterable[str], name: str) -> list[str]:
+    """Ids, each checked; a `str` is one id, not a list of them."""
+    ids = check_iterable(values, name)
+    singular = name.removesuffix("s")
+    for value in ids:
+        validate_id(value, name=singular)
+    return ids
 
 
 def _describe_failures(failures: Sequence[ClusterInventory]) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -129,20 +130,52 @@ class Call(Generic[R]):
 
 
 def validate_endpoint(endpoint: str, name: str = "endpoint") -> URL:
-    """A service's base URL; `http://` is refused unless the host is loopback."""
-    url = URL(check_str(endpoint, name))
-    if url.scheme not in ("https", "http") or not url.host:
-        raise ValueError(f"{name} must look like https://host[:port], got {endpoint!r}")
+    """A service's base URL; `http://` is refused unless the host is loopback.
+
+    The host is a DNS name (letters, digits, `-`, `_` and `.`; an internationalized
+    name in its ASCII form), an IPv4 address or an IPv6 address in brackets: no
+    whitespace, control or format character anywhere in the URL.
+    """
+    check_str(endpoint, name)
+    odd = next((c for c in endpoint if c.isspace() or not c.isprintable()), None)
+    if odd is not None:
+        raise ValueError(
+            f"{name} contains {odd!r}: a URL holds no whitespace, control or format character"
+        )
+    shape = f"{name} must look like https://host[:port], got {endpoint!r}"
+    try:
+        url = URL(endpoint)
+        host = url.raw_host  # an internationalized name in its ASCII (IDNA) form
+    except (ValueError, UnicodeError):
+        raise ValueError(shape) from None
+    if host is None or url.scheme not in ("https", "http") or not _is_host(host):
+        raise ValueError(shape)
     if url.user is not None or url.password is not None:
         raise ValueError(f"{name} must not carry credentials; pass them as credentials=")
     if url.path not in ("", "/") or url.query_string or url.fragment:
         raise ValueError(f"{name} must be scheme://host[:port] only, got {endpoint!r}")
-    if url.scheme == "http" and not is_loopback(url.host):
+    if url.scheme == "http" and not is_loopback(url.host or host):
         raise ValueError(
             f"refusing plain http:// to {url.host}: tokens would travel unencrypted; "
             "use https:// (http:// is allowed only for loopback hosts such as the emulator)"
         )
     return url.with_path("")
+
+
+# Letters, digits, '-' inside a label, and '_' (which container networks use).
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}\.?$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
+)
+
+
+def _is_host(host: str) -> bool:
+    """Whether `host` (yarl's raw host) is a DNS name or an IP address."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return _DNS_NAME.fullmatch(host) is not None
+    return True
 
 
 def is_loopback(host: str) -> bool:
@@ -284,6 +317,7 @@ def read_response(
                 redact(error.message, context.secrets),
                 field=error.field,
                 http_status=status,
+                code=error.code,
                 request_id=_request_id(headers.get("x-request-id"), context),
                 client_request_id=context.client_request_id,
                 page_token=context.page_token,
@@ -296,20 +330,30 @@ def _request_id(value: str | None, context: Context) -> str | None:
     return None if value is None else redact(value, context.secrets)
 
 
+_RETRY_AFTER_SECONDS = re.compile(r"[0-9]{1,10}")  # ASCII only: isdigit() takes "²"
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), or None."""
-    if not value:
+    """Seconds to wait from a `Retry-After` header (seconds or an HTTP date), or None.
+
+    Total: whatever the header holds, the answer is None or a finite number of seconds
+    of at least 0, never an exception (a header is the server's, and hostile until read).
+    """
+    if not value or not isinstance(value, str):
         return None
     value = value.strip()
-    if value.isdigit():
+    if _RETRY_AFTER_SECONDS.fullmatch(value):
         return float(value)
+    if not value.isascii() or len(value) > 64:  # an HTTP date is 29 characters
+        return None
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def error_from_response(

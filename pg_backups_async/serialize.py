@@ -38,14 +38,64 @@ def _error(error: ApiError) -> dict[str, Any]:
     }
 
 
+def _exactly(kind: type[_T], name: str) -> Any:
+    """A structure hook that takes a value of `kind` only: no coercion (`"no"` is no
+    bool, `None` no str, `1.9` no int)."""
+
+    def structure(value: Any, _: object) -> _T:
+        if type(value) is not kind:
+            raise TypeError(f"expected {name}, got {type(value).__name__} {value!r:.40}")
+        return value
+
+    return structure
+
+
+def _number(value: Any, _: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__} {value!r:.40}")
+    return float(value)
+
+
+def _seconds(value: Any, _: object) -> timedelta:
+    return timedelta(seconds=_number(value, None))
+
+
+def _optional(data: Mapping[str, Any], key: str, kind: type[Any]) -> Any:
+    value = data.get(key)
+    if value is not None and type(value) is not kind:
+        raise TypeError(f"an error's {key} is {kind.__name__} or null, not {type(value).__name__}")
+    return value
+
+
 def _structure_error(data: Any, _: object) -> ApiError:
     if not isinstance(data, Mapping):
         raise TypeError(f"an error is an object, not {type(data).__name__}")
-    cls = getattr(errors, str(data.get("type")), ApiError)
+    cls = getattr(errors, _optional(data, "type", str) or "ApiError", ApiError)
     if not (isinstance(cls, type) and issubclass(cls, ApiError)):
         cls = ApiError
-    fields = {key: data.get(key) for key in ("http_status", "code", "request_id")}
-    return cls(str(data.get("message", "")), **fields)
+    message = _optional(data, "message", str) or ""
+    return cls(
+        message,
+        http_status=_optional(data, "http_status", int),
+        code=_optional(data, "code", int),
+        request_id=_optional(data, "request_id", str),
+    )
+
+
+def _structure_mapping(value_kind: type[Any]) -> Any:
+    def structure(value: Any, _: object) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(f"expected string keys, got {type(key).__name__}")
+            if value_kind is not Any and type(item) is not value_kind:
+                raise TypeError(
+                    f"{key!r:.40}: expected {value_kind.__name__}, got {type(item).__name__}"
+                )
+        return dict(value)
+
+    return structure
 
 
 def _structure_timestamp(value: Any, _: object) -> datetime:
@@ -69,7 +119,12 @@ def _make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(datetime, _timestamp)
     conv.register_structure_hook(datetime, _structure_timestamp)
     conv.register_unstructure_hook(timedelta, timedelta.total_seconds)
-    conv.register_structure_hook(timedelta, lambda value, _: timedelta(seconds=value))
+    conv.register_structure_hook(timedelta, _seconds)
+    # Nothing is coerced: a value of the wrong type is an error, not a conversion.
+    conv.register_structure_hook(str, _exactly(str, "a string"))
+    conv.register_structure_hook(int, _exactly(int, "an integer"))
+    conv.register_structure_hook(bool, _exactly(bool, "true or false"))
+    conv.register_structure_hook(float, _number)
     conv.register_unstructure_hook_func(
         lambda cls: isinstance(cls, type) and issubclass(cls, ApiError), _error
     )
@@ -81,7 +136,7 @@ def _make_converter() -> cattrs.Converter:
         conv.register_structure_hook(enum_cls, _structure_enum)
     conv.register_unstructure_hook_func(lambda cls: cls == Mapping[str, str], dict)
     conv.register_structure_hook_func(
-        lambda cls: cls == Mapping[str, str], lambda value, _: dict(value)
+        lambda cls: cls == Mapping[str, str], _structure_mapping(str)
     )
     inventory = conv.get_unstructure_hook(ClusterInventory)
 
@@ -120,7 +175,9 @@ def from_dict(cls: type[_T], data: Mapping[str, Any]) -> _T:
     """The model `cls` back from what `to_dict` gave (`state` and `scope` are derived, so
     ignored).
 
-    Wrong data raises `ValueError` naming what did not fit.
+    Nothing is coerced: a value of the wrong type (a string for a bool or a number,
+    `None` for a string, `1.9` for an integer) raises `ValueError` naming what did not
+    fit, as does any other wrong data.
     """
     if cls not in MODELS:
         raise TypeError(f"from_dict takes {', '.join(c.__name__ for c in MODELS)}; not {cls!r}")

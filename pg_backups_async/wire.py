@@ -468,15 +468,35 @@ def structure(obj: object, cls: type[_T], *, fast: bool = True) -> _T:
     raise failure  # outside the except block: nothing in its context
 
 
+_STATUS_KEYS = frozenset({"code", "message", "details"})
+
+
+def _refuse_status(obj: object) -> None:
+    """A 2xx body that is a `google.rpc.Status` with a non-zero code (an error that
+    came with a success status) is no page or resource: `ResponseFormatError`."""
+    if type(obj) is not dict or not obj.keys() <= _STATUS_KEYS:
+        return
+    code = obj.get("code")
+    if type(code) is int and code != 0:
+        message = obj.get("message")
+        text = message if isinstance(message, str) else "no message"
+        raise ResponseFormatError(
+            f"a success status with an error body: {text}", field="code", code=code
+        )
+
+
 def parse(body: bytes, cls: type[_T]) -> _T:
     """A response body as a resource of class `cls`."""
-    return structure(loads(body), cls)
+    obj = loads(body)
+    _refuse_status(obj)
+    return structure(obj, cls)
 
 
 def parse_page(body: bytes, cls: type[_T], max_items: int = MAX_PAGE_SIZE) -> _T:
     """A list call's response body as a page of class `cls`, refused before its items
     are structured if it holds more than `max_items`."""
     obj = loads(body)
+    _refuse_status(obj)
     items_key = page_items(cls)[0]
     if type(obj) is dict:
         items = obj.get(items_key)

@@ -107,6 +107,7 @@ async def test_key_without_the_first_line_and_from_a_file(
     key_data["private_key"] = key_data["private_key"].split("\n", 1)[1]
     path = tmp_path / "key.json"
     path.write_text(json.dumps(key_data))
+    path.chmod(0o600)
     credentials = pba.ServiceAccountKey.from_file(path, iam_endpoint=iam.url)
     assert isinstance(await credentials.token(), str)
     assert iam.exchanges == ["jwt"]
@@ -345,6 +346,7 @@ def test_metadata_addresses_accepted(address: str) -> None:
 def test_environment_order(key_data: dict[str, str], tmp_path: Path) -> None:
     path = tmp_path / "key.json"
     path.write_text(json.dumps(key_data))
+    path.chmod(0o600)
     everything = {
         "YC_IAM_TOKEN": "t1.iam",
         "YC_SERVICE_ACCOUNT_KEY_FILE": str(path),
@@ -464,6 +466,7 @@ async def test_cli_with_a_service_account_key(
         monkeypatch.delenv(name, raising=False)
     path = tmp_path / "key.json"
     path.write_text(json.dumps(key_data))
+    path.chmod(0o600)
     args = ["list", iam.cluster_ids[2], "--endpoint", iam.url, "--format", "jsonl"]
     code = await asyncio.to_thread(
         cli.main, [*args, "--service-account-key", str(path), "--iam-endpoint", iam.url]

@@ -239,3 +239,99 @@ def test_polish() -> None:
     assert cli.csv_cell(False) == "false"
     states = [cli.INVENTORY.row(line)[-1] for line in one + failed]
     assert states == ["ok", "error: NotFoundError: gone"]
+
+
+# Issue 21's new-user list
+
+
+async def test_list_says_where_to_carry_on_after_max_items(emulator: Emulator) -> None:
+    cluster = emulator.cluster_ids[0]
+    common = ("list", cluster, "--endpoint", emulator.url, "--page-size", "20")
+    first = await asyncio.to_thread(run_cli, *common, "--max-items", "25", "--format", "jsonl")
+    assert first.returncode == 0
+    hint = first.stderr.splitlines()[-1]
+    assert hint.startswith("pg-backups: to carry on from there, run the same command with ")
+    token = hint.rsplit(" ", 1)[-1].strip("'")
+    rest = await asyncio.to_thread(run_cli, *common, "--page-token", token, "--format", "jsonl")
+    ids = [orjson.loads(line)["id"] for line in (first.stdout + rest.stdout).splitlines()]
+    assert ids == [b.id for b in emulator.backups(cluster)]
+    assert "carry on" not in rest.stderr  # it ran to the end
+
+
+async def test_list_says_where_to_carry_on_after_ctrl_c(emulator: Emulator) -> None:
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import TOKEN
+
+    cluster = emulator.cluster_ids[0]
+    emulator.inject(Fault(status=None), Fault(status=None, stall=True))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pg_backups_async.cli",
+        "list",
+        cluster,
+        "--endpoint",
+        emulator.url,
+        "--page-size",
+        "20",
+        "--format",
+        "jsonl",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "YC_IAM_TOKEN": TOKEN},
+    )
+    await asyncio.wait_for(emulator.wait_for_requests(2), GUARD)
+    process.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(process.communicate(), GUARD)
+    assert process.returncode == 130
+    assert len(out.decode().splitlines()) == 20
+    assert err.decode().splitlines()[-1] == (
+        "pg-backups: to carry on from there, run the same command with --page-token '~0~MjA='"
+    )
+
+
+async def test_clusters_in_an_empty_folder_says_so_and_exits_1(emulator: Emulator) -> None:
+    result = await asyncio.to_thread(
+        run_cli, "clusters", "--endpoint", emulator.url, "--folder-id", "b1gmistyped"
+    )
+    assert result.returncode == 1
+    assert "pg-backups: no cluster found in folder b1gmistyped" in result.stderr
+    found = await asyncio.to_thread(
+        run_cli, "clusters", "--endpoint", emulator.url, "--folder-id", DEFAULT_FOLDER_ID
+    )
+    assert found.returncode == 0
+
+
+def test_the_missing_extra_error_gives_both_install_commands() -> None:
+    from pg_backups_async import exporter
+
+    if not exporter.MISSING:  # installed here: the message is the fallback's text
+        import inspect
+
+        source = inspect.getsource(exporter)
+    else:
+        source = exporter.MISSING
+    assert "pip install -e '.[exporter]'" in source
+    assert "pip install 'pg-backups-async[exporter]'" in source
+
+
+def test_the_docs_name_what_the_emulator_has_and_the_footer_has_a_holder() -> None:
+    import re
+    import runpy
+    from pathlib import Path
+
+    docs = Path(__file__).parent.parent / "docs"
+    page = (docs / "getting-started.md").read_text()
+    named = set(re.findall(r"\bc9q[a-z0-9]{17}\b", page))
+    assert named
+    assert named <= set(Emulator().cluster_ids)
+    api = (docs / "api.md").read_text()
+    assert "autoclass:: pg_backups_async.emulator.Emulator" in api
+    testing = (docs / "guides" / "testing.md").read_text()
+    for name in (DEFAULT_FOLDER_ID, *Emulator().cluster_ids, "bpfemulatororg000000"):
+        assert name in testing
+    conf = runpy.run_path(str(docs / "conf.py"))
+    assert conf["copyright"].strip()  # furo's footer: "Copyright © <this>"

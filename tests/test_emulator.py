@@ -130,12 +130,15 @@ def test_the_readme_command_serves_on_the_port_it_names() -> None:
             assert banner[0] == f"emulator serving on http://127.0.0.1:{port}\n"
             assert f"folder {DEFAULT_FOLDER_ID}: 4 clusters\n" in banner
             [hint] = [line for line in banner if line.startswith("try: ")]
+            from pg_backups_async.emulator.__main__ import cli_command
+
             assert hint == (
-                "try: YC_IAM_TOKEN=any pg-backups inventory "
+                f"try: YC_IAM_TOKEN=any {cli_command()} inventory "
                 f"--endpoint http://127.0.0.1:{port} --folder-id {DEFAULT_FOLDER_ID}\n"
             )
             # The command it suggests works as written (here in-process).
-            args = hint.split("pg-backups ", 1)[1].split()
+            args = hint.split(" inventory ", 1)[1].split()
+            args.insert(0, "inventory")
             result = run_cli(*args, token="any")
             assert result.returncode in (0, 1), result.stderr
             assert "4 clusters:" in result.stderr
@@ -188,3 +191,90 @@ def test_complete_backups_have_every_field_and_nanoseconds() -> None:
     assert all(len(b["createdAt"]) == len("2026-11-28T00:00:00.123456789Z") for b in raw[1::2])
     parsed = emulator.backups(emulator.cluster_ids[0])  # structured as the client would
     assert all(b.retain_until is not None for b in parsed if b.created_at is not None)
+
+
+GUARD = 10.0  # seconds: a hung test fails instead of hanging; never a measurement
+
+
+async def test_a_client_that_goes_away_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 22.18: a disconnect before the answer is written logs nothing."""
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    async with Emulator() as emulator:
+        path = f"/managed-postgresql/v1/clusters/{emulator.cluster_ids[0]}/backups"
+        host, port = emulator.url.removeprefix("http://").split(":")
+        faults = [
+            Fault(status=None, truncate=True, delay=0.05),
+            Fault(status=None, stall=True, delay=0.05),
+            Fault(status=503, delay=0.05),
+            Fault(status=None, delay=0.05),
+        ]
+        for number, fault in enumerate(faults, start=1):
+            emulator.inject(fault)
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n".encode()
+            )
+            await writer.drain()
+            await asyncio.wait_for(emulator.wait_for_requests(number), GUARD)
+            writer.transport.abort()
+            await asyncio.wait_for(emulator.wait_until_idle(), GUARD)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_serving_beyond_loopback_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 22.18: it accepts any token, and says so when others can reach it."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="pg_backups_async.emulator")
+    async with Emulator() as emulator:
+        pass
+    assert caplog.records == []
+    emulator = Emulator()
+    await emulator.start("0.0.0.0", 0)  # noqa: S104 - what the test is about
+    await emulator.stop()
+    [record] = caplog.records
+    assert "beyond this machine" in record.getMessage()
+    assert "accepts any token" in record.getMessage()
+
+
+def test_the_try_line_runs_as_printed() -> None:
+    """Issue 21: the banner's command works without activating the environment."""
+    import os
+    import shlex
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pg_backups_async.emulator", "--port", "0", "--host", "0.0.0.0"],  # noqa: S104
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        line = next(line for line in process.stdout if line.startswith("try: "))
+        words = shlex.split(line.removeprefix("try: "))
+        assert words[0] == "YC_IAM_TOKEN=any"
+        assert words[1] != "pg-backups"  # not a bare name that needs the venv on PATH
+        env = {k: v for k, v in os.environ.items() if not k.startswith("YC_")}
+        env["PATH"] = "/usr/bin:/bin"  # as a shell without the venv activated has it
+        result = subprocess.run(
+            words[1:],
+            env={**env, "YC_IAM_TOKEN": "any"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode in (0, 1), result.stderr  # fresh or stale: it ran
+        assert "4 clusters" in result.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        warnings = process.stderr.read()  # all of it, once the process has ended
+        process.stdout.close()
+        process.stderr.close()
+    assert warnings.startswith("emulator: warning: serving on http://0.0.0.0:")
+    assert "accepts any token" in warnings

@@ -558,6 +558,20 @@ def test_the_json_formatter_writes_one_object_a_line_with_the_exception() -> Non
     ("kwargs", "match"),
     [
         ({"interval": 0}, "interval"),
+        ({"interval": "60"}, "interval"),
+        ({"interval": True}, "interval"),
+        ({"interval": float("inf")}, "interval"),
+        ({"concurrency": 2.5}, "concurrency"),
+        ({"max_pages": 0}, "max_pages"),
+        ({"stale_after": 3600}, "stale_after"),
+        ({"folder_ids": DEFAULT_FOLDER_ID}, "folder_ids"),
+        ({"folder_ids": ["../x"]}, "folder_id"),
+        ({"folder_ids": [], "cluster_ids": [""]}, "cluster_id"),
+        ({"folder_ids": []}, "nothing to watch"),
+        ({"all_clouds": "yes"}, "all_clouds"),
+        ({"organization_id": "bpf1"}, "all_clouds"),
+        ({"on_collected": "print"}, "on_collected"),
+        ({"requests": {}}, "requests"),
         ({"interval": 0.5}, "interval"),
         ({"interval": float("nan")}, "interval"),
         ({"concurrency": 0}, "concurrency"),
@@ -567,8 +581,12 @@ def test_the_json_formatter_writes_one_object_a_line_with_the_exception() -> Non
 async def test_the_exporter_checks_its_arguments(
     client: pba.BackupsClient, kwargs: dict[str, Any], match: str
 ) -> None:
-    with pytest.raises(ValueError, match=match):
-        Exporter(client, folder_ids=[DEFAULT_FOLDER_ID], **kwargs)
+    """Issue 22.12: every argument, its type and its value, when the exporter is built."""
+    kwargs = {"folder_ids": [DEFAULT_FOLDER_ID], **kwargs}
+    with pytest.raises((ValueError, TypeError), match=match):
+        Exporter(client, **kwargs)
+    with pytest.raises(TypeError, match="client"):
+        Exporter("client", folder_ids=[DEFAULT_FOLDER_ID])  # type: ignore[arg-type]
 
 
 def test_kept_values_turn_stale_at_scrape_time() -> None:
@@ -714,3 +732,127 @@ async def test_malformed_requests_get_400_and_log_nothing(
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     status, _, _ = await _get(f"{exporter.url}/healthz")
     assert status == 200
+
+
+# Issue 22.7: connections that never finish their headers cannot lock scrapes out
+
+
+async def _half_sent(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that sends part of a request's headers, and never the rest."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+@pytest.fixture
+async def guarded(client: pba.BackupsClient) -> AsyncIterator[Exporter]:
+    served = Exporter(client, folder_ids=[DEFAULT_FOLDER_ID], interval=3600)
+    yield served
+    await served.stop()
+
+
+async def test_half_sent_requests_cannot_take_every_connection(guarded: Exporter) -> None:
+    url = await guarded.start("127.0.0.1", 0, max_connections=8, header_timeout=3600)
+    await guarded.collect()
+    held = [await _half_sent(url) for _ in range(30)]
+    for _ in range(3):  # each scrape gets in, closing the oldest idle connection
+        samples = await asyncio.wait_for(_scrape(url), GUARD)
+        assert samples["pg_backups_cluster_up"]
+    closed = 0
+    for reader, writer in held:
+        answer = await asyncio.wait_for(reader.read(), GUARD) if closed < 22 else b""
+        closed += answer == b"" and reader.at_eof()
+        writer.close()
+    assert closed >= 22  # 30 + 3 scrapes through 8 places: 25 closed, the newest kept
+
+
+async def test_a_connection_that_never_finishes_its_headers_is_closed(guarded: Exporter) -> None:
+    url = await guarded.start("127.0.0.1", 0, header_timeout=0.5)
+    reader, writer = await _half_sent(url)
+    assert await asyncio.wait_for(reader.read(), GUARD) == b""  # closed, without an answer
+    writer.close()
+    status, _, _ = await _get(f"{url}/healthz")
+    assert status in (200, 503)  # the server answers on
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"max_connections": 0}, "max_connections"), ({"header_timeout": 0}, "header_timeout")],
+)
+async def test_the_server_bounds_are_checked(
+    guarded: Exporter, kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        await guarded.start("127.0.0.1", 0, **kwargs)
+
+
+# Issue 22.14: a scrape renders the clusters' series once a collection, off the loop
+
+
+async def test_scrapes_reuse_the_rendering_of_their_collection(
+    exporter: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pg_backups_async import exporter as exporter_module
+
+    renders = []
+    real = exporter_module.prerender
+
+    def counted(states: Any) -> Any:
+        renders.append(threading.get_ident())
+        return real(states)
+
+    monkeypatch.setattr(exporter_module, "prerender", counted)
+    await exporter.collect()
+    for _ in range(3):
+        assert (await _scrape(exporter.url))["pg_backups_cluster_up"]
+    assert len(renders) == 1  # once for the collection, not once a scrape
+    assert renders[0] != threading.get_ident()  # in a worker thread
+
+
+# Issue 22.2: the exporter bounds each listing
+
+
+async def test_the_exporter_bounds_each_listing() -> None:
+    async with (
+        Emulator(backups_page_size=2) as emulator,
+        pba.BackupsClient(pba.IamToken(TOKEN), endpoint=emulator.url, retry=FAST_RETRY) as client,
+    ):
+        assert emulator.backup_count(emulator.cluster_ids[0]) > 2
+        served = Exporter(
+            client, cluster_ids=[emulator.cluster_ids[0]], interval=3600, max_pages=1
+        )
+        await served.collect()
+    assert served.snapshot is not None
+    [line] = served.snapshot.lines
+    assert isinstance(line.error, pba.ResponseFormatError)
+    assert "max_pages=1" in str(line.error)
+
+
+# Issue 22.5: a server's long message stays short on /healthz and in the log
+
+
+async def test_a_huge_server_message_is_cut_on_healthz_and_in_the_log(
+    emulator: Emulator, client: pba.BackupsClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = json.dumps({"code": 7, "message": "x" * 5_000_000}).encode()
+    emulator.inject(Fault(status=403, body=huge))
+    caplog.set_level(logging.DEBUG)
+    collected = asyncio.Event()
+    served = Exporter(
+        client,
+        folder_ids=[DEFAULT_FOLDER_ID],
+        interval=3600,
+        on_collected=lambda _: collected.set(),
+    )
+    url = await served.start("127.0.0.1", 0)
+    try:
+        await asyncio.wait_for(collected.wait(), GUARD)
+        status, _, text = await _get(f"{url}/healthz")
+    finally:
+        await served.stop()
+    assert status == 503
+    assert "characters, cut" in text
+    assert len(text) <= 3 * pba.ApiError.max_text
+    assert max(len(r.getMessage()) for r in caplog.records) <= 4 * pba.ApiError.max_text

@@ -145,6 +145,7 @@ def test_1_key_json_with_a_byte_order_mark_is_read(key_pem: str, tmp_path: Any) 
     )
     path = tmp_path / "key.json"
     path.write_text(value, encoding="utf-8")
+    path.chmod(0o600)
     assert pba.ServiceAccountKey.from_file(path).key_id == "ajekey"
 
 
@@ -578,3 +579,345 @@ async def test_10_an_inventory_goes_on_past_a_cluster_it_cannot_use(hostile: Hos
     assert [r.path for r in hostile.requests][1:] == [
         f"/managed-postgresql/v1/clusters/{good}/backups"
     ]
+
+
+# Round two (issue 22). Each test names the item of issue 22 it proves.
+
+
+# 22.3 Whatever a Retry-After header holds, a failed call is an ApiError
+
+
+@pytest.mark.parametrize(
+    "value", ["\u00b2", "\u0661", "1\u00b2", "9" * 400, "1e400", "nan", "-5", "Thu, 01 Jan 99999"]
+)
+async def test_22_3_an_odd_retry_after_is_an_api_error(hostile: Hostile, value: str) -> None:
+    async def busy(request: web.Request) -> web.Response:
+        return web.Response(status=503, headers={"Retry-After": value})
+
+    hostile.answer = busy
+    async with _client(hostile, retry=pba.RetryPolicy.disabled()) as client:
+        with pytest.raises(pba.UnavailableError) as caught:
+            await client.get_backups_page(CLUSTER)
+    assert caught.value.retry_after is None
+
+
+async def test_22_3_an_inventory_goes_on_past_an_odd_retry_after(hostile: Hostile) -> None:
+    async def one_odd(request: web.Request) -> web.Response:
+        if CLUSTER in request.path:
+            return web.Response(status=429, headers={"Retry-After": "\u00b2"})
+        return _json({"backups": []})
+
+    hostile.answer = one_odd
+    async with _client(hostile) as client:
+        lines = await client.inventory(cluster_ids=[CLUSTER, "c9qother"])
+    assert [type(line.error) for line in lines] == [pba.ResourceExhaustedError, type(None)]
+
+
+# 22.5 A server's text is bounded wherever it goes: the error, the log, stderr
+
+
+async def test_22_5_a_huge_error_message_is_cut(
+    hostile: Hostile, caplog: pytest.LogCaptureFixture
+) -> None:
+    huge = "x" * 5_000_000
+
+    async def enormous(request: web.Request) -> web.Response:
+        return _json({"code": 13, "message": huge, "details": [{"requestId": huge}]}, status=500)
+
+    hostile.answer = enormous
+    caplog.set_level(logging.DEBUG, logger="pg_backups_async")
+    async with _client(hostile) as client:
+        with pytest.raises(pba.InternalError) as caught:
+            await client.get_backups_page(CLUSTER)
+    error = caught.value
+    limit = pba.ApiError.max_text
+    assert len(error.message) <= limit
+    assert "characters, cut" in error.message
+    assert len(error.request_id or "") <= limit
+    assert len(str(error)) <= 3 * limit
+    assert max(len(record.getMessage()) for record in caplog.records) <= 4 * limit
+    result = await asyncio.to_thread(run_cli, "list", CLUSTER, "-v", "--endpoint", hostile.url)
+    assert result.returncode == 2
+    assert len(result.stderr) <= 20 * limit
+
+
+def test_22_5_the_cut_is_configurable_and_idempotent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pba.ApiError, "max_text", 100)
+    error = pba.NotFoundError("y" * 1000, request_id="r" * 1000)
+    assert len(error.message) == 100
+    assert len(error.request_id or "") == 100
+    assert error.evolve().message == error.message
+
+
+# 22.4 Credentials serve one asyncio.run() job after another
+
+
+def test_22_4_exchanged_credentials_serve_successive_event_loops(key_pem: str) -> None:
+    import threading
+
+    from pg_backups_async.emulator import Emulator
+
+    started: list[Emulator] = []
+    ready, done = threading.Event(), threading.Event()
+
+    async def serve() -> None:
+        async with Emulator(tokens=()) as emulator:
+            private = serialization.load_pem_private_key(key_pem.encode(), password=None)
+            assert isinstance(private, rsa.RSAPrivateKey)
+            emulator.add_service_account_key("ajekey", "ajesa", private.public_key())
+            started.append(emulator)
+            ready.set()
+            await asyncio.to_thread(done.wait)
+
+    server = threading.Thread(target=asyncio.run, args=(serve(),))
+    server.start()
+    try:
+        assert ready.wait(GUARD)
+        credentials = pba.ServiceAccountKey.from_dict(_key(key_pem), iam_endpoint=started[0].url)
+
+        async def job() -> None:
+            # Two callers at once: the second waits on the exchange's lock.
+            first, second = await asyncio.gather(credentials.token(), credentials.token())
+            assert first == second
+            credentials.invalidate(first)
+
+        for _ in range(3):
+            asyncio.run(job())
+    finally:
+        done.set()
+        server.join(GUARD)
+    assert started[0].exchanges == ["jwt"] * 3  # one exchange a job, for both callers
+
+
+# 22.8 Only a regular key file of a sane size is read; one others can read is warned of
+
+
+async def test_22_8_a_fifo_a_device_and_a_huge_file_are_refused_unread(tmp_path: Any) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # no writer: reading it would wait for ever
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as file:
+        file.truncate(100 * 1024 * 1024)  # 100 MiB, sparse
+    for path, reason in [
+        (fifo, "not a regular file"),
+        ("/dev/null", "not a regular file"),
+        (tmp_path, "Is a directory|not a regular file"),
+        (huge, "over the 65,536"),
+    ]:
+        reading = asyncio.create_task(asyncio.to_thread(pba.ServiceAccountKey.from_file, path))
+        done, _ = await asyncio.wait([reading], timeout=GUARD)
+        if not done and path == fifo:  # hung: a writer that closes at once releases it
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        with pytest.raises(ValueError, match=reason):
+            await reading
+        assert done, f"reading {path} hung"
+
+
+def test_22_8_a_key_file_others_can_read_is_warned_of(key_pem: str, tmp_path: Any) -> None:
+    from pg_backups_async.auth import KeyFilePermissionsWarning
+
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps(_key(key_pem)))
+    path.chmod(0o644)
+    with pytest.warns(KeyFilePermissionsWarning, match="may be read by other users.*chmod 600"):
+        pba.ServiceAccountKey.from_file(path)
+    result = run_cli(
+        "list",
+        CLUSTER,
+        "--service-account-key",
+        str(path),
+        "--endpoint",
+        "http://127.0.0.1:9",
+        token=None,
+    )
+    assert "pg-backups: notice: the service account key file" in result.stderr
+    path.chmod(0o600)
+    pba.ServiceAccountKey.from_file(path)  # no warning: the suite turns warnings into errors
+
+
+# 22.9 An endpoint's host is a host name or an address, nothing else
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://exa mple.com",
+        "https://example.com\t",
+        " https://example.com",
+        "https://example.com:443\n",
+        "https://ex\x00ample.com",
+        "https://ex\u202eample.com",
+        "https://ex\u200bample.com",
+        "https://exa%20mple.com",
+        "https://ex%0aample.com",
+        "https://-example.com",
+    ],
+)
+def test_22_9_an_endpoint_with_an_odd_host_is_refused(endpoint: str) -> None:
+    for build in (
+        lambda: pba.BackupsClient(pba.IamToken(TOKEN), endpoint=endpoint),
+        lambda: pba.BackupsClient(pba.IamToken(TOKEN), resource_manager_endpoint=endpoint),
+        lambda: pba.OAuthToken(OAUTH, iam_endpoint=endpoint),
+    ):
+        with pytest.raises(ValueError, match="endpoint"):
+            build()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://mdb.api.cloud.yandex.net",
+        "http://127.0.0.1:8080",
+        "http://[::1]:1",
+        "https://api_gw.internal",
+        "https://b\u00fccher.example",
+    ],
+)
+def test_22_9_real_endpoints_are_taken(endpoint: str) -> None:
+    assert pba.BackupsClient(pba.IamToken(TOKEN), endpoint=endpoint).endpoint
+
+
+# 22.1 The resume hint is one shell word, whatever the server's page token holds
+
+
+def _paged(hostile: Hostile, token: str) -> Answer:
+    """Page one: a backup and `token`; page two (asked for with it): two backups, last."""
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.query.get("pageToken") == token:
+            backups = [{"id": f"{CLUSTER}:2"}, {"id": f"{CLUSTER}:3"}]
+            return _json({"backups": backups})
+        return _json({"backups": [{"id": f"{CLUSTER}:1"}], "nextPageToken": token})
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "token", ["'; touch /tmp/pwned; echo '", "$(id)`id`", "a b\\\"c'", "~root", "!x&y|z>w"]
+)
+async def test_22_1_the_resume_hint_quotes_the_page_token(hostile: Hostile, token: str) -> None:
+    import shlex
+
+    hostile.answer = _paged(hostile, token)
+    common = ("list", CLUSTER, "--endpoint", hostile.url, "--format", "jsonl")
+    result = await asyncio.to_thread(run_cli, *common, "--max-items", "1")
+    assert result.returncode == 0, result.stderr
+    hint = result.stderr.splitlines()[-1]
+    prefix = "pg-backups: to carry on from there, run the same command with --page-token "
+    assert hint.startswith(prefix)
+    [word] = shlex.split(hint.removeprefix(prefix))  # one word, with nothing to run in it
+    assert word == f"~0~{token}"
+    resumed = await asyncio.to_thread(run_cli, *common, "--page-token", word)
+    ids = [orjson.loads(line)["id"] for line in resumed.stdout.splitlines()]
+    assert ids == [f"{CLUSTER}:2", f"{CLUSTER}:3"]
+
+
+async def test_22_1_a_token_a_shell_line_cannot_carry_gets_no_hint(hostile: Hostile) -> None:
+    hostile.answer = _paged(hostile, "a\nrm -rf ~\n\u202e")
+    result = await asyncio.to_thread(
+        run_cli, "list", CLUSTER, "--endpoint", hostile.url, "--max-items", "1"
+    )
+    assert result.returncode == 0
+    assert result.stderr.splitlines()[-1].endswith("characters a shell line cannot carry)")
+    assert "rm -rf" not in result.stderr
+
+
+# 22.2 The command line bounds every listing: --max-pages, on by default
+
+
+async def test_22_2_the_command_line_ends_an_endless_listing(hostile: Hostile) -> None:
+    async def endless(request: web.Request) -> web.Response:
+        n = len(hostile.requests)
+        return _json({"backups": [{"id": f"{CLUSTER}:{n}"}], "nextPageToken": f"t{n}"})
+
+    hostile.answer = endless
+    for command in (("list", CLUSTER), ("inventory", "--cluster-id", CLUSTER)):
+        hostile.requests.clear()
+        result = await asyncio.to_thread(
+            run_cli, *command, "--endpoint", hostile.url, "--max-pages", "4", "--format", "json"
+        )
+        assert result.returncode == 2
+        assert "max_pages=4" in result.stderr or "max_pages=4" in result.stdout
+        assert len(hostile.requests) == 4
+
+
+def test_22_2_every_listing_command_has_a_bound_by_default() -> None:
+    from pg_backups_async.limits import DEFAULT_MAX_PAGES
+
+    parser = cli.build_parser()
+    for command in (
+        ["list", CLUSTER],
+        ["clouds"],
+        ["folders", "--cloud-id", "b1g"],
+        ["clusters"],
+        ["inventory"],
+        ["exporter"],
+        ["demo"],
+    ):
+        assert parser.parse_args(command).max_pages == DEFAULT_MAX_PAGES
+
+
+# 22.16 No number the user types ends in a traceback
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("inventory", "--cluster-id", CLUSTER, "--stale-after", "99999999999d"),
+        ("inventory", "--cluster-id", CLUSTER, "--stale-after", "9" * 400),
+        ("exporter", "--cluster-id", CLUSTER, "--interval", "9999999999999w"),
+        ("list", CLUSTER, "--since", "99999999999999d"),
+        ("list", CLUSTER, "--until", "1" + "0" * 30 + "s"),
+        ("demo", "--clusters", "10001"),
+        ("list", CLUSTER, "--max-items", "9" * 5000),
+    ],
+)
+def test_22_16_large_numbers_are_usage_errors(args: tuple[str, ...]) -> None:
+    result = (
+        run_cli(*args, "--endpoint", "http://127.0.0.1:9")
+        if args[0] != "demo"
+        else (run_cli(*args, token=None))
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("pg-backups ")  # argparse's error line
+
+
+# 22.10 A success status with an error body is an error, never an empty last page
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"code": 7, "message": "Permission denied"},
+        {"code": 14, "message": "upstream unavailable", "details": []},
+        {"code": 5},
+    ],
+)
+async def test_22_10_a_200_with_an_rpc_status_is_an_error(
+    hostile: Hostile, body: dict[str, Any]
+) -> None:
+    async def status_as_success(request: web.Request) -> web.Response:
+        return _json(body)
+
+    hostile.answer = status_as_success
+    async with _client(hostile) as client:
+        for call in (
+            lambda: _drain(client.list_backups(CLUSTER)),
+            lambda: client.get_backups_page(CLUSTER),
+            lambda: client.get_cluster(CLUSTER),
+            lambda: _drain(client.list_clusters("b1gfolder")),
+        ):
+            with pytest.raises(pba.ResponseFormatError, match="success status with an error") as e:
+                await call()
+            assert (e.value.http_status, e.value.code) == (200, body["code"])
+        lines = await client.inventory(cluster_ids=[CLUSTER])
+    assert isinstance(lines[0].error, pba.ResponseFormatError)  # not "no backups"
+
+
+async def test_22_10_an_empty_object_is_still_an_empty_last_page(hostile: Hostile) -> None:
+    async with _client(hostile) as client:
+        assert await _drain(client.list_backups(CLUSTER)) == []

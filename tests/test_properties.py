@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import string
 from datetime import UTC, datetime
@@ -210,3 +211,12 @@ def test_any_json_at_all_structures_or_raises_response_format_error(body: Any) -
 def test_any_bytes_at_all_parse_or_raise_response_format_error(raw: bytes) -> None:
     with contextlib.suppress(pba.ResponseFormatError):
         assert isinstance(wire.parse_page(raw, pba.BackupsPage), pba.BackupsPage)
+
+
+@given(st.text(max_size=80) | st.from_regex(r"\s*[0-9]{1,30}\s*", fullmatch=True))
+def test_retry_after_is_total(value: str) -> None:
+    """Issue 22.3: any header value gives None or finite seconds, never an exception."""
+    from pg_backups_async.protocol import parse_retry_after
+
+    seconds = parse_retry_after(value)
+    assert seconds is None or (math.isfinite(seconds) and seconds >= 0)

@@ -109,3 +109,55 @@ def test_an_error_read_back_is_whole(cls: type[pba.ApiError]) -> None:
     assert (error.message, error.http_status, error.code) == ("m", 503, 14)
     assert isinstance(error.retryable, bool)  # every attribute its class reads is there
     assert str(error).startswith("HTTP 503 UNAVAILABLE: m")
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [
+        (pba.Backup, "size", "5"),
+        (pba.Backup, "size", 1.9),
+        (pba.Backup, "size", True),
+        (pba.Backup, "id", None),
+        (pba.Backup, "id", 5),
+        (pba.Backup, "folder_id", ["b1g"]),
+        (pba.ClusterInventory, "backup_count", "3"),
+        (pba.ClusterInventory, "newest_done_age", "3600"),
+        (pba.ClusterInventory, "newest_done_age", True),
+        (pba.ClusterInventory, "status_counts", {"DONE": "3"}),
+        (pba.ClusterInventory, "error", {"type": "NotFoundError", "message": 404}),
+        (pba.ClusterInventory, "error", {"message": "gone", "http_status": "404"}),
+        (pba.Cluster, "labels", {"env": 1}),
+        (pba.Cluster, "labels", {"env": None}),
+    ],
+)
+def test_from_dict_coerces_nothing(cls: type[object], field: str, value: object) -> None:
+    """Issue 22.15: a value of the wrong type is refused, never converted."""
+    sample = {
+        pba.Backup: pba.Backup(id="c9q:b1"),
+        pba.ClusterInventory: pba.ClusterInventory("c9q"),
+        pba.Cluster: pba.Cluster(id="c9q", folder_id="b1g"),
+    }[cls]
+    data = pba.to_dict(sample)
+    assert pba.from_dict(cls, data) == sample
+    data[field] = value
+    with pytest.raises(ValueError, match=field):
+        pba.from_dict(cls, data)
+
+
+def test_from_dict_takes_what_to_dict_gives_with_every_type() -> None:
+    error = pba.NotFoundError("gone", http_status=404, code=5, request_id="r")
+    line = pba.ClusterInventory(
+        "c9q",
+        backup_count=3,
+        newest_done_age=timedelta(seconds=90),
+        status_counts={"DONE": 3},
+        error=error,
+    )
+    back = pba.from_dict(pba.ClusterInventory, pba.to_dict(line))
+    assert back.newest_done_age == timedelta(seconds=90)
+    assert back.status_counts == {"DONE": 3}
+    assert isinstance(back.error, pba.NotFoundError)
+    assert (back.error.http_status, back.error.code) == (404, 5)
+    data = pba.to_dict(line)
+    data["newest_done_age"] = 90  # whole seconds are a number too
+    assert pba.from_dict(pba.ClusterInventory, data).newest_done_age == timedelta(seconds=90)

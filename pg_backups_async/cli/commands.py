@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import os
+import shlex
 import signal
 import sys
 import time
@@ -18,7 +19,6 @@ import attrs
 
 from ..auth import ENVIRONMENT_VARIABLES, Credentials, IamToken, resolve_credentials
 from ..client import API_ENDPOINT, BackupsClient
-from ..errors import ApiError
 from ..models import Backup, ClusterInventory, Folder, InventoryState
 from ..observe import AttemptHook
 from ..paging import ResumePoint
@@ -51,13 +51,13 @@ def _credentials(args: argparse.Namespace) -> Credentials:
     if not explicit and not any(os.environ.get(name) for name in ENVIRONMENT_VARIABLES):
         raise UsageError(_NO_CREDENTIALS)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DeprecationWarning)
+        warnings.simplefilter("always")  # every warning of the library, as a notice
         credentials = resolve_credentials(
             iam_token=args.iam_token,
             service_account_key_file=args.service_account_key,
             iam_endpoint=args.iam_endpoint,
         )
-    for warning in caught:  # Python hides DeprecationWarning; a shell user should see it
+    for warning in caught:  # Python hides DeprecationWarning; a shell user should see it all
         print(f"pg-backups: notice: {warning.message}", file=sys.stderr)
     return credentials
 
@@ -143,6 +143,7 @@ async def _list(args: argparse.Namespace, out: TextIO) -> int:
         client.list_backups(
             args.cluster_id,
             page_size=args.page_size,
+            max_pages=args.max_pages,
             page_token=token,
             resume=resume,
             max_items=None if filtered else args.max_items,
@@ -151,15 +152,24 @@ async def _list(args: argparse.Namespace, out: TextIO) -> int:
         items = _matching(stream, args) if filtered else stream
         try:
             await write_items(items, out, args.format, BACKUPS)
-        except ApiError:
+        finally:
+            # Stopped before the end (--max-items, Ctrl-C, an error): where to carry on.
             point = stream.resume_point
             if point is not None and point != (resume or ResumePoint(token)):
-                args.resume_hint = f"the same command with --page-token '{point}'"
-            raise
-        finally:
+                args.resume_hint = resume_hint(point)
             if filtered:
                 await items.aclose()  # type: ignore[attr-defined]
     return EXIT_OK
+
+
+def resume_hint(point: ResumePoint) -> str:
+    """How to carry on from `point`, as a shell line's words: the page token comes from
+    the server, so it is quoted for the shell, and left out when a terminal line cannot
+    carry it exactly (a control or format character)."""
+    text = str(point)
+    if not text.isprintable():
+        return "(none: the service's page token holds characters a shell line cannot carry)"
+    return f"the same command with --page-token {shlex.quote(text)}"
 
 
 @attrs.frozen
@@ -225,7 +235,9 @@ async def _clouds(args: argparse.Namespace, out: TextIO) -> int:
         _argument(validate_id, args.organization_id, name="organization_id")
     async with (
         _client(args) as client,
-        client.list_clouds(args.organization_id, page_size=args.page_size) as stream,
+        client.list_clouds(
+            args.organization_id, page_size=args.page_size, max_pages=args.max_pages
+        ) as stream,
     ):
         await write_items(stream, out, args.format, CLOUDS)
     return EXIT_OK
@@ -237,7 +249,9 @@ async def _folders(args: argparse.Namespace, out: TextIO) -> int:
 
     async def folders(client: BackupsClient) -> AsyncIterator[Folder]:
         for cloud_id in args.cloud_id:
-            async with client.list_folders(cloud_id, page_size=args.page_size) as stream:
+            async with client.list_folders(
+                cloud_id, page_size=args.page_size, max_pages=args.max_pages
+            ) as stream:
                 async for folder in stream:
                     yield folder
 
@@ -257,11 +271,14 @@ async def _clusters(args: argparse.Namespace, out: TextIO) -> int:
         async with (
             _client(args) as client,
             client.list_clusters(
-                targets.folder_ids[0], filter=args.filter, page_size=args.page_size
+                targets.folder_ids[0],
+                filter=args.filter,
+                page_size=args.page_size,
+                max_pages=args.max_pages,
             ) as stream,
         ):
-            await write_items(stream, out, args.format, CLUSTERS)
-        return EXIT_OK
+            count = await write_items(stream, out, args.format, CLUSTERS)
+        return EXIT_OK if count else _none_found(targets)
     if args.filter is not None:
         raise UsageError("--filter goes with a single --folder-id")
     async with _client(args) as client:
@@ -272,12 +289,21 @@ async def _clusters(args: argparse.Namespace, out: TextIO) -> int:
             organization_id=targets.organization_id,
             concurrency=args.concurrency,
             page_size=args.page_size,
+            max_pages=args.max_pages,
         )
     await write_items(each(found.clusters), out, args.format, CLUSTERS)
     _tell_skipped(found.skipped_folders)
     for failure in found.failures:
         _tell_failure(failure)
-    return EXIT_ERROR if found.failures else EXIT_OK
+    if found.failures:
+        return EXIT_ERROR
+    return EXIT_OK if found.clusters else _none_found(targets)
+
+
+def _none_found(targets: Targets) -> int:
+    """No cluster where the user looked: said on stderr, and exit 1, as `inventory` does."""
+    print(f"pg-backups: no cluster found in {targets.describe()}", file=sys.stderr)
+    return EXIT_STALE
 
 
 def _tell_failure(line: ClusterInventory) -> None:
@@ -316,6 +342,7 @@ async def _run_inventory(
             organization_id=targets.organization_id,
             concurrency=args.concurrency,
             page_size=args.page_size,
+            max_pages=args.max_pages,
             stale_after=args.stale_after,
             now=datetime.now(UTC),
             on_progress=progress,
@@ -335,8 +362,7 @@ async def _run_inventory(
         await write_items(each(shown), out, args.format, INVENTORY)
     _tell_skipped(lines.skipped_folders)
     if not lines:
-        print(f"pg-backups: no cluster found in {targets.describe()}", file=sys.stderr)
-        return EXIT_STALE
+        return _none_found(targets)
     print(inventory_summary(lines), file=sys.stderr)
     return inventory_exit_code(lines)
 
@@ -391,10 +417,17 @@ async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
                 interval=args.interval.total_seconds(),
                 stale_after=args.stale_after,
                 concurrency=args.concurrency,
+                max_pages=args.max_pages,
                 on_collected=collected,
             )
             try:
-                url = await exporter.start(host, port, web_config=web_config)
+                url = await exporter.start(
+                    host,
+                    port,
+                    web_config=web_config,
+                    max_connections=args.max_connections,
+                    header_timeout=args.header_timeout.total_seconds(),
+                )
             except OSError as exc:
                 raise UsageError(
                     f"cannot listen on {args.listen}: {exc.strerror or exc}"

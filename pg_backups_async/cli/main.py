@@ -45,6 +45,16 @@ def _error(text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    code = _outcome(args)
+    # A command that stopped before the end of a listing (--max-items, Ctrl-C, an
+    # error) says where to carry on; not when the reader went away (`| head`).
+    hint = getattr(args, "resume_hint", None)
+    if hint is not None and not getattr(args, "broken_pipe", False):
+        _error(f"to carry on from there, run {hint}")
+    return code
+
+
+def _outcome(args: argparse.Namespace) -> int:
     try:
         code: int = asyncio.run(COMMANDS[args.command](args, sys.stdout))
     except UsageError as exc:
@@ -52,13 +62,11 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except ApiError as exc:
         _error(f"{type(exc).__name__}: {exc}")
-        hint = getattr(args, "resume_hint", None)
-        if hint is not None:
-            _error(f"to carry on from there, run {hint}")
         return EXIT_ERROR
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        args.broken_pipe = True
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

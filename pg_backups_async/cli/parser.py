@@ -11,7 +11,8 @@ from typing import TypeVar
 from .. import __version__
 from ..auth import IAM_ENDPOINT
 from ..client import API_ENDPOINT, RESOURCE_MANAGER_ENDPOINT
-from ..exporter import DEFAULT_LISTEN
+from ..exporter import DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS
+from ..limits import DEFAULT_MAX_PAGES
 from ..models import BackupStatus, InventoryState
 from .render import FORMATS
 
@@ -20,6 +21,10 @@ _T = TypeVar("_T")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration an option takes: 100 years (`36500d`)."""
+MAX_DEMO_CLUSTERS = 10_000
+"""The most clusters `pg-backups demo --clusters` seeds."""
 
 
 def parse_duration(text: str) -> timedelta:
@@ -33,6 +38,10 @@ def parse_duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 26h, 90m or 1d12h")
     if seconds <= 0:
         raise argparse.ArgumentTypeError("the duration must be positive")
+    if not seconds <= MAX_DURATION.total_seconds():  # also inf, from a long run of digits
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is over {MAX_DURATION.days}d, the longest duration taken"
+        )
     return timedelta(seconds=seconds)
 
 
@@ -169,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     connection.add_argument(
         "--iam-endpoint", default=IAM_ENDPOINT, metavar="URL", help="the IAM token exchange"
+    )
+    connection.add_argument(
+        "--max-pages",
+        type=_positive_int(1),
+        default=DEFAULT_MAX_PAGES,
+        metavar="N",
+        help="a listing that has not ended after N pages fails: a broken server's endless "
+        f"listing ends instead of filling memory (default: {DEFAULT_MAX_PAGES}, 10 million "
+        "items at 1000 a page)",
     )
     discovery = argparse.ArgumentParser(add_help=False)
     discovery.add_argument(
@@ -349,6 +367,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="log lines as text, or one JSON object a line",
     )
     exporter.add_argument(
+        "--max-connections",
+        type=_positive_int(1),
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections served at once; a new one closes the oldest idle one",
+    )
+    exporter.add_argument(
+        "--header-timeout",
+        type=parse_duration,
+        default=str(DEFAULT_HEADER_TIMEOUT),
+        metavar="DURATION",
+        help="time a connection has to send a request's headers, then it is closed",
+    )
+    exporter.add_argument(
         "--interval",
         type=parse_duration,
         default="300",
@@ -363,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     demo.add_argument(
-        "--clusters", type=_positive_int(1), default=12, metavar="N", help="clusters to seed"
+        "--clusters",
+        type=_positive_int(1, MAX_DEMO_CLUSTERS),
+        default=12,
+        metavar="N",
+        help=f"clusters to seed, at most {MAX_DEMO_CLUSTERS}",
     )
+    demo.set_defaults(max_pages=DEFAULT_MAX_PAGES)
     return parser

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import shlex
 import sys
+from pathlib import Path
 
+from ..protocol import is_loopback
 from . import DEFAULT_FOLDER_ID, DEFAULT_ORGANIZATION_ID, Emulator
+from .server import EXPOSED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,11 +112,35 @@ async def _serve(args: argparse.Namespace) -> None:
         else:
             print(f"folder {args.folder_id}: {len(emulator.cluster_ids)} clusters")
             where = f"--folder-id {args.folder_id}"
-        print(f"try: YC_IAM_TOKEN=any pg-backups inventory --endpoint {emulator.url} {where}")
+        url = emulator.url
+        if args.host in ("0.0.0.0", "::", ""):  # noqa: S104 - every address: use loopback's
+            url = url.replace(f"//{args.host}:", "//127.0.0.1:").replace("//[::]:", "//[::1]:")
+        print(f"try: YC_IAM_TOKEN=any {cli_command()} inventory --endpoint {url} {where}")
+        if not is_loopback(args.host):
+            print(
+                f"emulator: warning: serving on {emulator.url}, beyond this machine: {EXPOSED}",
+                file=sys.stderr,
+                flush=True,
+            )
         print("press Ctrl-C to stop", flush=True)
         await asyncio.Event().wait()
     finally:
         await emulator.stop()
+
+
+def cli_command() -> str:
+    """`pg-backups` as this Python's environment has it, runnable without activating
+    that environment: its script's path (relative when under the current directory),
+    else `python -m pg_backups_async.cli` with this interpreter."""
+    script = Path(sys.executable).with_name("pg-backups")
+    if script.is_file() and os.access(script, os.X_OK):
+        shown = os.path.relpath(script)
+        if shown.startswith(".."):
+            shown = str(script)
+        elif os.sep not in shown:
+            shown = os.curdir + os.sep + shown
+        return shlex.quote(shown)
+    return f"{shlex.quote(sys.executable)} -m pg_backups_async.cli"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ metadata service to `iam.Iam`, and puts scripted or random faults in front of bo
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import uuid
@@ -24,6 +25,7 @@ from ..auth import IAM_TOKENS_PATH, METADATA_TOKEN_PATH
 from ..calls import CALLS
 from ..limits import MAX_PAGE_SIZE, SERVER_DEFAULT_PAGE_SIZE
 from ..models import Backup, Cloud, Cluster, Folder
+from ..protocol import is_loopback
 from .api import Api
 from .encoding import dumps
 from .faults import CHAOS, ApiFailure, Fault, cut_off, status_response
@@ -42,6 +44,9 @@ from .store import Store
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _API_PREFIXES = tuple({"/" + call.path.split("/")[1] + "/" for call in CALLS})
+log = logging.getLogger("pg_backups_async.emulator")
+EXPOSED = "it accepts any token, and anyone who can reach it gets its made-up data"
+"""What serving beyond loopback means."""
 
 
 @attrs.frozen
@@ -280,6 +285,11 @@ class Emulator(AsyncClosing):
         async with self._arrivals:
             await self._arrivals.wait_for(lambda: len(self.requests) >= count)
 
+    async def wait_until_idle(self) -> None:
+        """Return once no request is being answered (written, failed or cut off)."""
+        async with self._arrivals:
+            await self._arrivals.wait_for(lambda: self.in_flight == 0)
+
     # Serving
 
     def stats(self) -> dict[str, float]:
@@ -304,10 +314,18 @@ class Emulator(AsyncClosing):
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on `host:port` (0: a free port); returns the base URL."""
+        """Serve on `host:port` (0: a free port); returns the base URL.
+
+        A host other than a loopback one is served with a warning in the log: the
+        emulator accepts any token, and anyone who can reach it gets its data.
+        """
         if self._runner is not None:
             raise RuntimeError("the emulator is already serving")
         self._runner, self.url = await serve(self.app(), host, port, shutdown_timeout=0.25)
+        if not is_loopback(host):
+            log.warning(
+                "the emulator is serving on %s, beyond this machine: %s", self.url, EXPOSED
+            )
         return self.url
 
     async def stop(self) -> None:
@@ -344,33 +362,44 @@ class Emulator(AsyncClosing):
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         request_id = str(uuid.uuid4())
         try:
-            if self.latency > 0:
-                await asyncio.sleep(self.latency)
-            fault = self._take_fault(request) or self._random_fault(request)
-            if fault is not None:
-                self.faults_served[fault.kind] += 1
-                self.requests[index] = attrs.evolve(self.requests[index], fault=fault.kind)
-            if fault is not None and fault.delay > 0:
-                await asyncio.sleep(fault.delay)
-            if fault is not None and fault.drop:
-                if request.transport is not None:
-                    request.transport.abort()
-                raise asyncio.CancelledError
-            if fault is not None and fault.status is not None:
-                return fault.response(request_id)
-            try:
-                if not request.path.startswith((IAM_TOKENS_PATH, METADATA_TOKEN_PATH)):
-                    self.iam.authenticate(request)
-                response = await handler(request)
-            except ApiFailure as failure:
-                response = status_response(failure.status, failure.message, request_id)
-            response.headers["x-request-id"] = request_id
-            response.headers["x-server-trace-id"] = uuid.uuid4().hex
-            if fault is not None and (fault.truncate or fault.stall):
-                await cut_off(request, response, until=self._stalls if fault.stall else None)
-            return response
+            return await self._answer(request, handler, index, request_id)
+        except ConnectionResetError:
+            # The client went away before its answer was written: nothing to answer
+            # and nothing to log (aiohttp logs a handler's exception with a traceback).
+            raise asyncio.CancelledError from None
         finally:
             self.in_flight -= 1
+            async with self._arrivals:
+                self._arrivals.notify_all()
+
+    async def _answer(
+        self, request: web.Request, handler: _Handler, index: int, request_id: str
+    ) -> web.StreamResponse:
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        fault = self._take_fault(request) or self._random_fault(request)
+        if fault is not None:
+            self.faults_served[fault.kind] += 1
+            self.requests[index] = attrs.evolve(self.requests[index], fault=fault.kind)
+        if fault is not None and fault.delay > 0:
+            await asyncio.sleep(fault.delay)
+        if fault is not None and fault.drop:
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        if fault is not None and fault.status is not None:
+            return fault.response(request_id)
+        try:
+            if not request.path.startswith((IAM_TOKENS_PATH, METADATA_TOKEN_PATH)):
+                self.iam.authenticate(request)
+            response = await handler(request)
+        except ApiFailure as failure:
+            response = status_response(failure.status, failure.message, request_id)
+        response.headers["x-request-id"] = request_id
+        response.headers["x-server-trace-id"] = uuid.uuid4().hex
+        if fault is not None and (fault.truncate or fault.stall):
+            await cut_off(request, response, until=self._stalls if fault.stall else None)
+        return response
 
     def _take_fault(self, request: web.Request) -> Fault | None:
         cluster_id = request.match_info.get("cluster_id")
