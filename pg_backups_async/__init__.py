@@ -16,6 +16,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from .auth import (
     Credentials,
     IamToken,
+    KeyFilePermissionsWarning,
     MetadataCredentials,
     OAuthToken,
     ServiceAccountKey,
@@ -100,6 +101,7 @@ __all__ = [
     "InvalidArgumentError",
     "Inventory",
     "InventoryState",
+    "KeyFilePermissionsWarning",
     "MetadataCredentials",
     "MockTransport",
     "NetworkError",

@@ -34,7 +34,7 @@ from yarl import URL
 
 from .checks import check_str
 from .errors import ApiError, AuthError
-from .limits import TOKEN_ANSWER_CAP
+from .limits import MAX_KEY_FILE_BYTES, TOKEN_ANSWER_CAP
 from .protocol import validate_endpoint
 from .retry import Retrying, RetryPolicy
 from .sanitize import REDACTED, printable, redact
@@ -435,10 +435,6 @@ class ServiceAccountKey(ExchangedCredentials):
         )
 
     __str__ = __repr__
-
-
-MAX_KEY_FILE_BYTES = 64 * 1024
-"""A key file the console saves is about 2.4 KB; a larger file is no key file."""
 
 
 class KeyFilePermissionsWarning(UserWarning):

@@ -36,7 +36,15 @@ from .exposition import (
     scrape_time_text,
 )
 from .inventory import DEFAULT_STALE_AFTER
-from .limits import DEFAULT_CONCURRENCY, DEFAULT_MAX_PAGES
+from .limits import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_INTERVAL,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PAGES,
+    MIN_INTERVAL,
+)
 from .logformat import EXPORTER_LOGGER
 from .models import ClusterInventory
 from .protocol import validate_id
@@ -47,16 +55,6 @@ log = logging.getLogger(EXPORTER_LOGGER)
 _http_log = logging.getLogger(f"{EXPORTER_LOGGER}.http")
 """The web server's own log: a client's malformed request is no error of ours."""
 
-DEFAULT_LISTEN = "127.0.0.1:10183"
-"""Outside 9100-9999, the range Prometheus allocates to exporters, which is full."""
-DEFAULT_INTERVAL = 300.0
-DEFAULT_MAX_CONNECTIONS = 256
-"""Connections the server holds at once; a Prometheus pair and a browser need a few."""
-DEFAULT_HEADER_TIMEOUT = 30.0
-"""Seconds a connection has to send a request's headers, from its opening or the end of
-its last answer; a scraper needs milliseconds."""
-MIN_INTERVAL = 1.0
-"""Shorter intervals would hammer the API."""
 _SHOWN = 3  # failed clusters named in a warning
 
 try:

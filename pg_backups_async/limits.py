@@ -49,3 +49,26 @@ is under 1 MB, so eight times that; a fan-out holds at most `concurrency` answer
 # The command line's and the exporter's:
 MAX_SERVER_TEXT = 2000
 """Characters of a server's message kept in an error, a log line or /healthz."""
+
+# Careless input
+MAX_KEY_FILE_BYTES = 64 * 1024
+"""A key file the console saves is about 2.4 KB; a larger file is no key file."""
+
+# The exporter's
+DEFAULT_LISTEN = "127.0.0.1:10183"
+"""Outside 9100-9999, the range Prometheus allocates to exporters, which is full."""
+DEFAULT_INTERVAL = 300.0
+"""Seconds between collections."""
+MIN_INTERVAL = 1.0
+"""Shorter intervals would hammer the API."""
+DEFAULT_MAX_CONNECTIONS = 256
+"""Connections the server holds at once; a Prometheus pair and a browser need a few."""
+DEFAULT_HEADER_TIMEOUT = 30.0
+"""Seconds a connection has to send a request's headers, from its opening or the end of
+its last answer; a scraper needs milliseconds."""
+
+# The command line's
+MAX_DURATION_DAYS = 36500
+"""The longest duration an option takes: 100 years (`36500d`)."""
+MAX_DEMO_CLUSTERS = 10_000
+"""The most clusters `pg-backups demo --clusters` seeds."""

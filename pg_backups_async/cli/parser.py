@@ -11,8 +11,16 @@ from typing import TypeVar
 from .. import __version__
 from ..auth import IAM_ENDPOINT
 from ..client import API_ENDPOINT, RESOURCE_MANAGER_ENDPOINT
-from ..exporter import DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS
-from ..limits import DEFAULT_MAX_PAGES
+from ..limits import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_INTERVAL,
+    DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PAGES,
+    MAX_DEMO_CLUSTERS,
+    MAX_DURATION_DAYS,
+)
 from ..models import BackupStatus, InventoryState
 from .render import FORMATS
 
@@ -21,10 +29,7 @@ _T = TypeVar("_T")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-MAX_DURATION = timedelta(days=36500)
-"""The longest duration an option takes: 100 years (`36500d`)."""
-MAX_DEMO_CLUSTERS = 10_000
-"""The most clusters `pg-backups demo --clusters` seeds."""
+MAX_DURATION = timedelta(days=MAX_DURATION_DAYS)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -223,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     checking.add_argument(
         "--concurrency",
         type=_positive_int(1),
-        default=16,
+        default=DEFAULT_CONCURRENCY,
         metavar="N",
         help="clusters listed at once (requests in flight at most)",
     )
@@ -320,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     clusters.add_argument(
         "--concurrency",
         type=_positive_int(1),
-        default=16,
+        default=DEFAULT_CONCURRENCY,
         metavar="N",
         help="folders and clouds listed at once",
     )
@@ -383,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument(
         "--interval",
         type=parse_duration,
-        default="300",
+        default=f"{DEFAULT_INTERVAL:g}",
         metavar="DURATION",
         help="time between collections, in seconds or as 5m, 1h",
     )
