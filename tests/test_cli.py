@@ -163,6 +163,8 @@ def test_demo() -> None:
     assert len(lines) == 1 + 5 + 1 + 12 + 6 + 1
     assert lines[-1].startswith("-  ")
     assert "folder b1gemulatorfolder004" in lines[-1]
-    assert "19 clusters: 14 ok, 1 stale, 3 without a completed backup, 1 error" in result.stderr
+    assert (
+        "18 clusters: 14 ok, 1 stale, 3 without a completed backup, 0 errors; not listed: 1 folder"
+    ) in result.stderr
     assert "skipped 1 folder not ACTIVE: b1gemulatorfolder002 (PENDING_DELETION)" in result.stderr
     assert "would exit 2" in result.stderr

@@ -270,6 +270,7 @@ async def test_the_cli_inventory_of_the_organization(org: Emulator) -> None:
         "jsonl",
     )
     assert result.returncode == 2  # the folder that cannot be listed
+    assert "0 errors; not listed: 1 folder" in result.stderr
     lines = [orjson.loads(x) for x in result.stdout.splitlines()]
     assert {x["cluster_id"] for x in lines if x["scope"] == "cluster"} == _listable_clusters(org)
     [failure] = [x for x in lines if x["scope"] == "folder"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Generic, TextIO, TypeVar
@@ -248,13 +249,21 @@ class Progress:
 
 
 def inventory_summary(lines: Sequence[ClusterInventory]) -> str:
-    """One line: how many clusters are in each state."""
+    """One line: how many clusters are in each state, and the folders, clouds or
+    organization that could not be listed."""
     counts = {state: 0 for state in InventoryState}
-    for line in lines:
+    clusters = [line for line in lines if line.cluster_id]
+    for line in clusters:
         counts[line.state] += 1
-    return (
-        f"{plural(len(lines), 'cluster')}: {counts[InventoryState.OK]} ok, "
+    summary = (
+        f"{plural(len(clusters), 'cluster')}: {counts[InventoryState.OK]} ok, "
         f"{counts[InventoryState.STALE]} stale, "
         f"{counts[InventoryState.NO_BACKUPS]} without a completed backup, "
         f"{plural(counts[InventoryState.ERROR], 'error')}"
     )
+    unlisted = Counter(line.scope for line in lines if not line.cluster_id)
+    if unlisted:
+        parts = [plural(n, "organization" if scope == "organization" else scope)
+                 for scope, n in sorted(unlisted.items())]  # fmt: skip
+        summary += f"; not listed: {', '.join(parts)}"
+    return summary
