@@ -22,7 +22,8 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from .checks import check_int, check_iterable, check_optional_int, check_positive
+from .bulk import check_ids, check_targets
+from .checks import check_int, check_optional_int, check_positive
 from .client import BackupsClient
 from .errors import ApiError
 from .exposition import (
@@ -47,7 +48,6 @@ from .limits import (
 )
 from .logformat import EXPORTER_LOGGER
 from .models import ClusterInventory
-from .protocol import validate_id
 from .sanitize import printable
 from .webconfig import WebConfig, basic_auth
 
@@ -165,19 +165,19 @@ class Exporter:
             raise RuntimeError(MISSING)
         if not isinstance(client, BackupsClient):
             raise TypeError(f"client must be a BackupsClient, not {type(client).__name__}")
-        self._folder_ids = _ids(folder_ids, "folder_ids")
-        self._cluster_ids = _ids(cluster_ids, "cluster_ids")
-        self._cloud_ids = _ids(cloud_ids, "cloud_ids")
-        if not isinstance(all_clouds, bool):
-            raise TypeError(f"all_clouds must be a bool, not {type(all_clouds).__name__}")
-        if organization_id is not None:
-            validate_id(organization_id, name="organization_id")
-            if not all_clouds:
-                raise ValueError("organization_id goes with all_clouds=True")
-        if not (self._folder_ids or self._cluster_ids or self._cloud_ids or all_clouds):
+        folders, clouds = check_targets(folder_ids, cloud_ids, all_clouds, organization_id)
+        clusters = check_ids(cluster_ids, "cluster_ids")
+        if not (folders or clusters or clouds or all_clouds):
             raise ValueError(
                 "nothing to watch: give folder_ids, cluster_ids, cloud_ids or all_clouds=True"
             )
+        self._targets: dict[str, Any] = {
+            "folder_ids": folders,
+            "cluster_ids": clusters,
+            "cloud_ids": clouds,
+            "all_clouds": all_clouds,
+            "organization_id": organization_id,
+        }
         interval = check_positive(interval, "interval")
         if interval < MIN_INTERVAL:
             raise ValueError(f"interval must be at least {MIN_INTERVAL:g} s, not {interval!r}")
@@ -192,8 +192,6 @@ class Exporter:
         if requests is not None and not isinstance(requests, RequestCounter):
             raise TypeError(f"requests must be a RequestCounter, not {type(requests).__name__}")
         self._client = client
-        self._all_clouds = all_clouds
-        self._organization_id = organization_id
         self._interval = interval
         self._stale_after = stale_after
         self._concurrency = concurrency
@@ -226,11 +224,7 @@ class Exporter:
         started = time.monotonic()
         try:
             result = await self._client.inventory(
-                folder_ids=self._folder_ids,
-                cluster_ids=self._cluster_ids,
-                cloud_ids=self._cloud_ids,
-                all_clouds=self._all_clouds,
-                organization_id=self._organization_id,
+                **self._targets,
                 concurrency=self._concurrency,
                 max_pages=self._max_pages,
                 stale_after=self._stale_after,
@@ -538,15 +532,6 @@ class _NoBadRequests(logging.Filter):
 
 
 _http_log.addFilter(_NoBadRequests())
-
-
-def _ids(values: Iterable[str], name: str) -> list[str]:
-    """Ids, each checked; a `str` is one id, not a list of them."""
-    ids = check_iterable(values, name)
-    singular = name.removesuffix("s")
-    for value in ids:
-        validate_id(value, name=singular)
-    return ids
 
 
 def _describe_failures(failures: Sequence[ClusterInventory]) -> str | None:

@@ -182,6 +182,10 @@ class Targets:
     organization_id: str | None
     cluster_ids: list[str]
 
+    def keywords(self, *, clusters: bool = True) -> dict[str, Any]:
+        """The targets as the library's keywords (without `cluster_ids`, for discovery)."""
+        return attrs.asdict(self, filter=lambda a, _: clusters or a.name != "cluster_ids")
+
     @property
     def discovers(self) -> bool:
         """Whether clusters are found through clouds."""
@@ -283,10 +287,7 @@ async def _clusters(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--filter goes with a single --folder-id")
     async with _client(args) as client:
         found = await client.discover_clusters(
-            folder_ids=targets.folder_ids,
-            cloud_ids=targets.cloud_ids,
-            all_clouds=targets.all_clouds,
-            organization_id=targets.organization_id,
+            **targets.keywords(clusters=False),
             concurrency=args.concurrency,
             page_size=args.page_size,
             max_pages=args.max_pages,
@@ -335,11 +336,7 @@ async def _run_inventory(
     progress = Progress(sys.stderr, "inventory")
     try:
         lines = await client.inventory(
-            folder_ids=targets.folder_ids,
-            cluster_ids=targets.cluster_ids,
-            cloud_ids=targets.cloud_ids,
-            all_clouds=targets.all_clouds,
-            organization_id=targets.organization_id,
+            **targets.keywords(),
             concurrency=args.concurrency,
             page_size=args.page_size,
             max_pages=args.max_pages,
@@ -408,11 +405,7 @@ async def _exporter(args: argparse.Namespace, out: TextIO) -> int:
         async with _client(args, on_attempt=requests) as client:
             exporter = Exporter(
                 client,
-                folder_ids=targets.folder_ids,
-                cluster_ids=targets.cluster_ids,
-                cloud_ids=targets.cloud_ids,
-                all_clouds=targets.all_clouds,
-                organization_id=targets.organization_id,
+                **targets.keywords(),
                 requests=requests,
                 interval=args.interval.total_seconds(),
                 stale_after=args.stale_after,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -78,11 +78,7 @@ class Api:
         return page("backups", backups, offset, page_size)
 
     async def get_cluster(self, request: web.Request) -> web.Response:
-        cluster_id = request.match_info["cluster_id"]
-        cluster = self.store.clusters.get(cluster_id)
-        if cluster is None:
-            raise ApiFailure(404, f"Cluster {cluster_id} not found")
-        return web.Response(body=dumps(to_wire(cluster)), content_type="application/json")
+        return _resource("Cluster", self.store.clusters, request.match_info["cluster_id"])
 
     async def list_clusters(self, request: web.Request) -> web.Response:
         folder_id = required_id(request, "folderId")
@@ -112,10 +108,7 @@ class Api:
         return page("clouds", clouds, offset, page_size)
 
     async def get_cloud(self, request: web.Request) -> web.Response:
-        cloud = self.store.clouds.get(request.match_info["cloud_id"])
-        if cloud is None:
-            raise ApiFailure(404, f"Cloud {request.match_info['cloud_id']} not found")
-        return web.Response(body=dumps(to_wire(cloud)), content_type="application/json")
+        return _resource("Cloud", self.store.clouds, request.match_info["cloud_id"])
 
     async def list_folders(self, request: web.Request) -> web.Response:
         cloud_id = required_id(request, "cloudId")
@@ -131,10 +124,7 @@ class Api:
         return page("folders", folders, offset, page_size)
 
     async def get_folder(self, request: web.Request) -> web.Response:
-        folder = self.store.folders.get(request.match_info["folder_id"])
-        if folder is None:
-            raise ApiFailure(404, f"Folder {request.match_info['folder_id']} not found")
-        return web.Response(body=dumps(to_wire(folder)), content_type="application/json")
+        return _resource("Folder", self.store.folders, request.match_info["folder_id"])
 
     def _paging(self, request: web.Request) -> tuple[int, int]:
         size = _page_size(request.query.get("pageSize"), self.default_page_size)
@@ -165,6 +155,14 @@ def page(
     if more if more is not None else stop < len(items):
         body["nextPageToken"] = _token_for(end if end is not None else stop)
     return web.Response(body=dumps(body), content_type="application/json")
+
+
+def _resource(kind: str, resources: Mapping[str, Any], key: str) -> web.Response:
+    """One resource by its id, as the service encodes it, or its 404."""
+    resource = resources.get(key)
+    if resource is None:
+        raise ApiFailure(404, f"{kind} {key} not found")
+    return web.Response(body=dumps(to_wire(resource)), content_type="application/json")
 
 
 def required_id(request: web.Request, key: str) -> str:
