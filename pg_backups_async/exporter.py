@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 from aiohttp import web
@@ -45,6 +45,7 @@ from .limits import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_PAGES,
     MIN_INTERVAL,
+    RENDER_IN_THREAD_FROM,
 )
 from .logformat import EXPORTER_LOGGER
 from .models import ClusterInventory
@@ -246,8 +247,10 @@ class Exporter:
                 failed_clouds |= {kept.line.cloud_id for kept in self.clusters.values()}
             lines = tuple(line for line in result if line.cluster_id)
             self.clusters = carry(self.clusters, lines, failed_folders, now, failed_clouds)
-            # Rendered once a collection, in a thread: a scrape adds only the ages.
-            self._prerendered = await asyncio.to_thread(prerender, tuple(self.clusters.values()))
+            # Rendered once a collection (a large one in a thread): a scrape adds only
+            # the ages.
+            kept = tuple(self.clusters.values())
+            self._prerendered = await _off_the_loop_if_large(len(kept), prerender, kept)
             # A folder or cloud not listed: the collection counts as failed in part.
             self.last_error = _describe_failures(failures)
             if self.last_error is not None:
@@ -325,9 +328,10 @@ class Exporter:
             )
 
         async def metrics(request: web.Request) -> web.Response:
-            # Rendering takes ~0.13 ms a cluster: in a thread, so that collections and
-            # other requests go on meanwhile. What it reads is replaced, never changed.
-            body = await asyncio.to_thread(self.scrape, registry)
+            # Rendering takes ~0.13 ms a cluster: a large one in a thread, so that
+            # collections and other requests go on meanwhile. What it reads is
+            # replaced, never changed.
+            body = await _off_the_loop_if_large(len(self.clusters), self.scrape, registry)
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         async def healthz(request: web.Request) -> web.Response:
@@ -532,6 +536,17 @@ class _NoBadRequests(logging.Filter):
 
 
 _http_log.addFilter(_NoBadRequests())
+
+
+_T = TypeVar("_T")
+
+
+async def _off_the_loop_if_large(size: int, render: Callable[..., _T], *args: Any) -> _T:
+    """`render(*args)` in a worker thread when `size` clusters would hold the event loop
+    for long; on the loop otherwise, sparing the memory each thread's allocator keeps."""
+    if size < RENDER_IN_THREAD_FROM:
+        return render(*args)
+    return await asyncio.to_thread(render, *args)
 
 
 def _describe_failures(failures: Sequence[ClusterInventory]) -> str | None:

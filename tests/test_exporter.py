@@ -650,11 +650,15 @@ def test_the_info_metric_carries_a_cloud_id_when_lines_have_one() -> None:
     }
 
 
-async def test_a_scrape_renders_off_the_event_loop(
+async def test_a_large_scrape_renders_off_the_event_loop(
     exporter: Exporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The rendering waits for a callback it hands the event loop: were it rendering on
-    # the loop, the callback could not run until it returned.
+    # the loop, the callback could not run until it returned. (Every scrape counts as
+    # large here; a small one renders on the loop, see the next test.)
+    from pg_backups_async import exporter as exporter_module
+
+    monkeypatch.setattr(exporter_module, "RENDER_IN_THREAD_FROM", 0)
     loop = asyncio.get_running_loop()
     render = exporter.collect_metrics
     blocked = []
@@ -670,6 +674,23 @@ async def test_a_scrape_renders_off_the_event_loop(
     samples = await _scrape(exporter.url)
     assert samples["pg_backups_cluster_up"]
     assert blocked == []
+
+
+async def test_a_small_scrape_renders_on_the_loop(
+    exporter: Exporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker thread keeps memory of its own allocator: for a few clusters (well under
+    # a tenth of a second of rendering) the loop is the better place.
+    render = exporter.collect_metrics
+    threads = []
+
+    def recorded(**kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return render(**kwargs)
+
+    monkeypatch.setattr(exporter, "collect_metrics", recorded)
+    assert (await _scrape(exporter.url))["pg_backups_cluster_up"]
+    assert threads == [threading.get_ident()]
 
 
 def _parsed(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -804,6 +825,7 @@ async def test_scrapes_reuse_the_rendering_of_their_collection(
         return real(states)
 
     monkeypatch.setattr(exporter_module, "prerender", counted)
+    monkeypatch.setattr(exporter_module, "RENDER_IN_THREAD_FROM", 0)  # as if it were large
     await exporter.collect()
     for _ in range(3):
         assert (await _scrape(exporter.url))["pg_backups_cluster_up"]
