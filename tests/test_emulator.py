@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import subprocess
@@ -278,3 +279,23 @@ def test_the_try_line_runs_as_printed() -> None:
         process.stderr.close()
     assert warnings.startswith("emulator: warning: serving on http://0.0.0.0:")
     assert "accepts any token" in warnings
+
+
+async def test_a_stalled_answer_lets_go_when_its_client_goes_away() -> None:
+    # Held until the emulator stopped, each stalled answer kept its connection's buffers:
+    # the exporter soak grew 15 MB in ten minutes of random faults.
+    import pg_backups_async as pba
+
+    async with Emulator() as emulator:
+        emulator.inject(Fault(status=None, stall=True))
+        async with pba.BackupsClient(
+            pba.IamToken("t1.token"),
+            endpoint=emulator.url,
+            retry=pba.RetryPolicy.disabled(),
+            timeout=0.2,
+        ) as client:
+            with pytest.raises(pba.NetworkError):
+                await client.get_backups_page(emulator.cluster_ids[0])
+        async with asyncio.timeout(10):  # a guard: without the fix, until the emulator stops
+            await emulator.wait_until_idle()
+        assert emulator.in_flight == 0

@@ -321,7 +321,11 @@ class Emulator(AsyncClosing):
         """
         if self._runner is not None:
             raise RuntimeError("the emulator is already serving")
-        self._runner, self.url = await serve(self.app(), host, port, shutdown_timeout=0.25)
+        # A client that goes away cancels its handler: a stalled answer then lets go of
+        # its request and buffers instead of holding them until the emulator stops.
+        self._runner, self.url = await serve(
+            self.app(), host, port, shutdown_timeout=0.25, handler_cancellation=True
+        )
         if not is_loopback(host):
             log.warning(
                 "the emulator is serving on %s, beyond this machine: %s", self.url, EXPOSED
