@@ -72,6 +72,23 @@ async def _cluster_or_none(pipeline: Pipeline, cluster_id: str) -> Cluster | Non
     return cluster if cluster.id == cluster_id else None
 
 
+async def _each_page(
+    pipeline: Pipeline,
+    call: Call[Any],
+    arguments: Mapping[str, Any],
+    page_size: int | None,
+    max_pages: int | None,
+    take: Callable[[tuple[Any, ...]], object],
+) -> None:
+    """`take(items)` for each page of one listing, with no page fetched ahead."""
+    stream = pipeline.stream(
+        call, arguments, page_size=page_size, max_pages=max_pages, prefetch=False
+    )
+    async with stream.pages() as pages:
+        async for page in pages:
+            take(page.items)
+
+
 async def _collect(
     pipeline: Pipeline,
     call: Call[Any],
@@ -79,14 +96,9 @@ async def _collect(
     page_size: int | None,
     max_pages: int | None,
 ) -> tuple[Any, ...]:
-    """Every item of one listing, a page at a time, with no page fetched ahead."""
+    """Every item of one listing."""
     items: list[Any] = []
-    stream = pipeline.stream(
-        call, arguments, page_size=page_size, max_pages=max_pages, prefetch=False
-    )
-    async with stream.pages() as pages:
-        async for page in pages:
-            items.extend(page.items)
+    await _each_page(pipeline, call, arguments, page_size, max_pages, items.extend)
     return tuple(items)
 
 
@@ -312,9 +324,10 @@ async def inventory(
 
     def line(cluster_id: str, tally: Tally, error: ApiError | None) -> ClusterInventory:
         cluster = known[cluster_id]
-        summary = tally.line(cluster_id, cluster, error, now=now, stale_after=stale_after)
         cloud_id = cloud_of.get(cluster.folder_id, "") if cluster is not None else ""
-        return attrs.evolve(summary, cloud_id=cloud_id) if cloud_id else summary
+        return tally.line(
+            cluster_id, cluster, error, now=now, stale_after=stale_after, cloud_id=cloud_id
+        )
 
     for cluster_id in known:
         error = _unusable("Cluster.list", "cluster_id", cluster_id)
@@ -324,17 +337,9 @@ async def inventory(
     async def summarize_cluster(cluster_id: str) -> ClusterInventory:
         if known[cluster_id] is None:  # named, not found: learn its name, folder, environment
             known[cluster_id] = await _cluster_or_none(pipeline, cluster_id)
-        tally = Tally()
-        stream = pipeline.stream(
-            calls.LIST_BACKUPS,
-            {"cluster_id": cluster_id},
-            page_size=page_size,
-            max_pages=max_pages,
-            prefetch=False,
-        )
-        async with stream.pages() as pages:
-            async for page in pages:
-                tally.add(page.items)  # a page at a time: no cluster's backups are held
+        tally = Tally()  # a page at a time: no cluster's backups are held
+        arguments = {"cluster_id": cluster_id}
+        await _each_page(pipeline, calls.LIST_BACKUPS, arguments, page_size, max_pages, tally.add)
         return line(cluster_id, tally, None)
 
     fanout = FanOut(

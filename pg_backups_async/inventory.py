@@ -90,8 +90,10 @@ class Tally:
         *,
         now: datetime,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
+        cloud_id: str = "",
     ) -> ClusterInventory:
-        """The inventory line: the backups counted, or `error` when the listing failed."""
+        """The inventory line: the backups counted, or `error` when the listing failed;
+        `cloud_id` where the cluster was found through its cloud."""
         name = cluster.name if cluster is not None else ""
         folder_id = cluster.folder_id if cluster is not None else ""
         environment = (
@@ -99,7 +101,12 @@ class Tally:
         )
         if error is not None:
             return ClusterInventory(
-                cluster_id, name=name, folder_id=folder_id, error=error, environment=environment
+                cluster_id,
+                name=name,
+                folder_id=folder_id,
+                error=error,
+                environment=environment,
+                cloud_id=cloud_id,
             )
         newest = self.newest_done
         newest_at = newest.created_at if newest is not None else None
@@ -126,6 +133,7 @@ class Tally:
             status_counts=dict(self.statuses),
             environment=environment,
             newest_done_at_by_type=dict(self.newest_by_type),
+            cloud_id=cloud_id,
         )
 
 
