@@ -273,22 +273,15 @@ class Exporter:
         self._failing = True
         parts = []
         if failed:
-            named = ", ".join(
-                f"{line.cluster_id} ({type(line.error).__name__}: {line.error})"
-                for line in failed[:_SHOWN]
-            )
-            more = f" and {len(failed) - _SHOWN} more" if len(failed) > _SHOWN else ""
-            parts.append(f"{len(failed)} of {len(lines)} clusters not listed: {named}{more}")
+            named = _named(failed, lambda line: line.cluster_id)
+            parts.append(f"{len(failed)} of {len(lines)} clusters not listed: {named}")
         for scope in ("folder", "cloud", "organization"):
             missed = [line for line in failures if line.scope == scope]
             if missed:
-                named = ", ".join(
-                    f"{line.folder_id or line.cloud_id or 'Cloud.list'} "
-                    f"({type(line.error).__name__}: {line.error})"
-                    for line in missed[:_SHOWN]
+                named = _named(
+                    missed, lambda line: line.folder_id or line.cloud_id or "Cloud.list"
                 )
-                more = f" and {len(missed) - _SHOWN} more" if len(missed) > _SHOWN else ""
-                parts.append(f"{scope}s not listed: {named}{more}")
+                parts.append(f"{scope}s not listed: {named}")
         log.warning(
             "collection incomplete, keeping the last values: %s", printable("; ".join(parts))
         )
@@ -547,6 +540,15 @@ async def _off_the_loop_if_large(size: int, render: Callable[..., _T], *args: An
     if size < RENDER_IN_THREAD_FROM:
         return render(*args)
     return await asyncio.to_thread(render, *args)
+
+
+def _named(lines: Sequence[ClusterInventory], name: Callable[[ClusterInventory], str]) -> str:
+    """The first few failed lines, each named with its error, and how many more."""
+    named = ", ".join(
+        f"{name(line)} ({type(line.error).__name__}: {line.error})" for line in lines[:_SHOWN]
+    )
+    more = f" and {len(lines) - _SHOWN} more" if len(lines) > _SHOWN else ""
+    return named + more
 
 
 def _describe_failures(failures: Sequence[ClusterInventory]) -> str | None:
